@@ -1,0 +1,52 @@
+"""The `citydata` command. Each domain adds its own sub-commands; this file only wires them."""
+
+from __future__ import annotations
+
+import typer
+
+from citydata.accounts.cli import user_app
+from citydata.catalog.cli import catalog_app, unit_app
+from citydata.cli_common import out, store
+from citydata.config import Settings
+
+app = typer.Typer(help="citydata 政务数据资源管理平台", no_args_is_help=True, add_completion=False)
+app.add_typer(catalog_app, name="catalog")
+app.add_typer(unit_app, name="unit")
+app.add_typer(user_app, name="user")
+
+
+@app.command()
+def init() -> None:
+    """Create or upgrade the schema and the first administrator. Safe to run again."""
+    from citydata.accounts.service import ensure_admin
+    from citydata.db.migrate import upgrade
+
+    db = store()
+    before, after = upgrade(db.engine)
+    if before == after:
+        out.print(f"数据库已是最新版本 {after}（{db.url}）", highlight=False)
+    else:
+        out.print(f"数据库已升级：{before or '空'} → {after}（{db.url}）", highlight=False)
+    with db.session() as session:
+        admin, generated = ensure_admin(session, Settings.from_env().admin_password)
+    if generated:
+        out.print(
+            f"已创建管理员 {admin.username}，初始密码（只显示这一次）：{generated}", highlight=False
+        )
+
+
+@app.command()
+def serve(
+    host: str = typer.Option("127.0.0.1", "--host"),
+    port: int = typer.Option(8000, "--port"),
+) -> None:
+    """Serve the platform's pages and API."""
+    import uvicorn
+
+    from citydata.web.app import create_app
+
+    uvicorn.run(create_app(), host=host, port=port, log_level="info")
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,95 @@
+"""The FastAPI application: API routers under /api/v1, pages, static files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import FastAPI, Form, Request
+from fastapi.responses import RedirectResponse
+from fastapi.staticfiles import StaticFiles
+from starlette.middleware.sessions import SessionMiddleware
+
+from citydata import __version__
+from citydata.accounts import service as accounts
+from citydata.catalog import api as catalog_api
+from citydata.catalog import pages as catalog_pages
+from citydata.catalog import service as catalog
+from citydata.config import Settings
+from citydata.db.engine import Store
+from citydata.web.auth import check_csrf, current_user
+from citydata.web.i18n import LANGUAGES
+from citydata.web.render import render
+
+# The seed's targets: 35 units, 289 aggregated classes, 700 shared classes.
+TARGETS = {"units": 35, "aggregated": 289, "shared": 700}
+
+
+def create_app(store: Store | None = None, settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings.from_env()
+    store = store or Store(settings.database_url)
+    secret = settings.secret_key
+    if not secret:
+        with store.session() as session:
+            secret = accounts.site_secret(session)
+
+    app = FastAPI(
+        title="citydata 政务数据资源管理平台",
+        version=__version__,
+        description="政务数据归集、校验、基础库融合与共享开放平台 API",
+    )
+    app.state.store = store
+    app.state.settings = settings
+    app.add_middleware(SessionMiddleware, secret_key=secret, same_site="lax", https_only=False)
+    app.mount(
+        "/static", StaticFiles(directory=str(Path(__file__).parent / "static")), name="static"
+    )
+    app.include_router(catalog_api.router)
+    app.include_router(catalog_pages.router)
+
+    @app.get("/", include_in_schema=False)
+    def home(request: Request):  # noqa: ANN202
+        with store.session() as session:
+            user = current_user(request, session)
+            figures = catalog.counts(session)
+        figures["aggregated"] = 0  # no aggregation pipeline yet
+        return render(request, "home.html", user, figures=figures, targets=TARGETS)
+
+    @app.get("/login", include_in_schema=False)
+    def login_form(request: Request):  # noqa: ANN202
+        return render(request, "login.html")
+
+    @app.post("/login", include_in_schema=False)
+    def login(
+        request: Request,
+        username: str = Form(...),
+        password: str = Form(...),
+        csrf: str = Form(""),
+    ):  # noqa: ANN202
+        check_csrf(request, csrf)
+        with store.session() as session:
+            user = accounts.authenticate(session, username, password)
+            if user is None:
+                return render(request, "login.html", error="用户名或密码错误", status_code=401)
+            request.session.clear()
+            request.session["user_id"] = user.id
+        return RedirectResponse("/", status_code=303)
+
+    @app.post("/logout", include_in_schema=False)
+    def logout(request: Request, csrf: str = Form("")):  # noqa: ANN202
+        check_csrf(request, csrf)
+        request.session.clear()
+        return RedirectResponse("/", status_code=303)
+
+    @app.get("/lang/{code}", include_in_schema=False)
+    def set_language(code: str, request: Request):  # noqa: ANN202
+        back = request.headers.get("referer") or "/"
+        response = RedirectResponse(back if back.startswith(str(request.base_url)) else "/", 303)
+        if code in LANGUAGES:
+            response.set_cookie("lang", code, max_age=365 * 86400, samesite="lax")
+        return response
+
+    @app.get("/healthz", include_in_schema=False)
+    def health() -> dict[str, str]:
+        return {"status": "ok", "version": __version__}
+
+    return app

@@ -1,0 +1,125 @@
+"""Every test gets its own empty, migrated database: a copied SQLite file by default, or a
+scratch PostgreSQL database (cloned from a migrated template) when CITYDATA_TEST_DATABASE_URL is
+set. Scratch databases are dropped afterwards."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from citydata.config import Settings
+from citydata.db.engine import Store
+from citydata.db.migrate import upgrade
+
+SAMPLE = Path(__file__).parents[1] / "src/citydata/catalog/sample/catalog.json"
+PG_URL = os.environ.get("CITYDATA_TEST_DATABASE_URL")
+
+
+def _pg_admin():
+    return create_engine(PG_URL, isolation_level="AUTOCOMMIT")
+
+
+def _pg_create(name: str, template: str | None = None) -> str:
+    with _pg_admin().connect() as conn:
+        suffix = f" TEMPLATE {template}" if template else ""
+        conn.execute(text(f'CREATE DATABASE "{name}"{suffix}'))
+    return make_url(PG_URL).set(database=name).render_as_string(hide_password=False)
+
+
+def _pg_drop(name: str) -> None:
+    with _pg_admin().connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture(scope="session")
+def template_db(tmp_path_factory):
+    """A database migrated once; each test starts from a copy of it."""
+    if PG_URL:
+        name = f"citydata_tmpl_{uuid.uuid4().hex[:10]}"
+        url = _pg_create(name)
+        store = Store(url)
+        upgrade(store.engine)
+        store.engine.dispose()
+        yield name
+        _pg_drop(name)
+    else:
+        path = tmp_path_factory.mktemp("template") / "template.db"
+        store = Store(f"sqlite:///{path}")
+        upgrade(store.engine)
+        store.engine.dispose()
+        yield path
+
+
+@pytest.fixture
+def db_url(template_db, tmp_path):
+    if PG_URL:
+        name = f"citydata_test_{uuid.uuid4().hex[:12]}"
+        url = _pg_create(name, template=template_db)
+        yield url
+        _pg_drop(name)
+    else:
+        path = tmp_path / "citydata.db"
+        shutil.copy(template_db, path)
+        yield f"sqlite:///{path}"
+
+
+@pytest.fixture
+def store(db_url):
+    s = Store(db_url)
+    yield s
+    s.engine.dispose()
+
+
+@pytest.fixture
+def env(db_url, monkeypatch, tmp_path):
+    """CLI runs see the test database; the working folder is the test's own."""
+    monkeypatch.setenv("CITYDATA_DATABASE_URL", db_url)
+    monkeypatch.chdir(tmp_path)
+    from citydata import cli_common
+
+    cli_common.store.cache_clear()
+    yield db_url
+    cli_common.store.cache_clear()
+
+
+@pytest.fixture
+def sample_catalog(store):
+    from citydata.catalog.service import import_catalog
+
+    with store.session() as session:
+        import_catalog(session, SAMPLE)
+    return SAMPLE
+
+
+@pytest.fixture
+def app(store):
+    from citydata.web.app import create_app
+
+    return create_app(store, Settings(database_url=store.url, secret_key="test-secret"))
+
+
+@pytest.fixture
+def client(app):
+    from fastapi.testclient import TestClient
+
+    with TestClient(app) as c:
+        yield c
+
+
+def make_user(store, username="admin", role="admin", unit=None, password="password123"):
+    from citydata.accounts.service import create_user, issue_token
+
+    with store.session() as session:
+        user = create_user(session, username, password, role, unit)
+        return issue_token(session, user, "test").plaintext
+
+
+@pytest.fixture
+def admin_token(store):
+    return make_user(store)

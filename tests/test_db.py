@@ -1,0 +1,65 @@
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import inspect, text
+from typer.testing import CliRunner
+
+from citydata.cli import app
+from citydata.db.migrate import current_revision, head_revision
+from citydata.db.models import metadata
+
+
+def test_migrations_match_the_models(store):
+    with store.engine.connect() as conn:
+        diff = compare_metadata(MigrationContext.configure(conn), metadata)
+    assert diff == []
+    assert current_revision(store.engine) == head_revision(store.engine)
+
+
+def test_init_twice_is_harmless(tmp_path, monkeypatch):
+    from citydata import cli_common
+
+    url = f"sqlite:///{tmp_path}/fresh.db"
+    monkeypatch.setenv("CITYDATA_DATABASE_URL", url)
+    monkeypatch.setenv("CITYDATA_ADMIN_PASSWORD", "first-admin-pw")
+    cli_common.store.cache_clear()
+    runner = CliRunner()
+    first = runner.invoke(app, ["init"])
+    assert first.exit_code == 0, first.output
+    assert "已升级" in first.output
+    store = cli_common.store()
+    tables = set(inspect(store.engine).get_table_names())
+    with store.engine.connect() as conn:
+        users = conn.execute(text("select count(*) from users")).scalar()
+    second = runner.invoke(app, ["init"])
+    assert second.exit_code == 0, second.output
+    assert "已是最新版本" in second.output
+    assert set(inspect(store.engine).get_table_names()) == tables
+    with store.engine.connect() as conn:
+        assert conn.execute(text("select count(*) from users")).scalar() == users == 1
+    cli_common.store.cache_clear()
+
+
+def test_init_generates_an_admin_password_once(tmp_path, monkeypatch):
+    from citydata import cli_common
+
+    monkeypatch.setenv("CITYDATA_DATABASE_URL", f"sqlite:///{tmp_path}/gen.db")
+    monkeypatch.delenv("CITYDATA_ADMIN_PASSWORD", raising=False)
+    cli_common.store.cache_clear()
+    runner = CliRunner()
+    first = runner.invoke(app, ["init"]).output
+    assert "初始密码" in first
+    password = first.rsplit("：", 1)[1].strip()
+    from citydata.accounts.service import authenticate
+
+    with cli_common.store().session() as session:
+        assert authenticate(session, "admin", password) is not None
+    assert "初始密码" not in runner.invoke(app, ["init"]).output
+    cli_common.store.cache_clear()
+
+
+def test_sqlite_runs_in_wal_mode_with_foreign_keys(store):
+    if store.engine.dialect.name != "sqlite":
+        return
+    with store.engine.connect() as conn:
+        assert conn.execute(text("PRAGMA journal_mode")).scalar() == "wal"
+        assert conn.execute(text("PRAGMA foreign_keys")).scalar() == 1

@@ -1,0 +1,205 @@
+from datetime import date
+
+import polars as pl
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from citydata import standards as s
+from citydata.standards import expressions as e
+
+# Published examples: GB 11643-1999 appendix and python-stdnum's documentation.
+GB11643_EXAMPLES = ["11010519491231002X", "360426199101010071"]
+CHANGSHA = [
+    "430102",
+    "430103",
+    "430104",
+    "430105",
+    "430111",
+    "430112",
+    "430121",
+    "430181",
+    "430182",
+]
+
+
+def make_id(division: str, born: date, seq: int) -> str:
+    first17 = f"{division}{born:%Y%m%d}{seq:03d}"
+    return first17 + s.id_check_digit(first17)
+
+
+def vectorised(values, expr):
+    return (
+        pl.DataFrame({"v": values}, schema={"v": pl.String})
+        .select(expr(pl.col("v")))["v"]
+        .to_list()
+    )
+
+
+@pytest.mark.parametrize("number", GB11643_EXAMPLES)
+def test_published_id_examples_are_valid(number):
+    assert s.is_valid_id_number(number)
+    assert vectorised([number], e.id_number_valid) == [True]
+
+
+def test_id_number_parts_are_readable():
+    assert s.id_birth_date("11010519491231002X") == date(1949, 12, 31)
+    assert s.id_sex("11010519491231002X") == "F"
+    assert s.id_sex("440524188001010014") == "M"
+
+
+def test_second_gb11643_example_has_the_right_check_digit_but_an_unknown_1880_division():
+    # The standard's own example 440524188001010014: check digit right; python-stdnum knows no
+    # division 440524 in use in 1880, so the number is refused, and we agree with stdnum.
+    assert s.id_check_digit("44052418800101001") == "4"
+    assert not s.is_valid_id_number("440524188001010014")
+    assert vectorised(["440524188001010014"], e.id_number_valid) == [False]
+
+
+def test_legacy_15_digit_conversion_follows_the_standard():
+    assert s.id_number_15_to_18("110105491231002") == "11010519491231002X"
+    assert vectorised(["110105491231002", "11010519491231002X"], e.id_number_15_to_18) == [
+        "11010519491231002X",
+        "11010519491231002X",
+    ]
+    with pytest.raises(ValueError):
+        s.id_number_15_to_18("110105491331002")  # month 13
+    assert s.normalise_id_number("110105491231002") == "11010519491231002X"
+    assert s.normalise_id_number("110105491331002") is None
+
+
+def test_retired_division_codes_stay_valid_for_their_years():
+    # 望城县 430122 was in use until 2011, 望城区 430112 from 2011.
+    assert s.is_valid_id_number(make_id("430122", date(1990, 5, 1), 123))
+    assert not s.is_valid_id_number(make_id("430122", date(2015, 5, 1), 123))
+    assert not s.is_valid_id_number(make_id("430112", date(1990, 5, 1), 123))
+    assert s.is_valid_id_number(make_id("430112", date(2015, 5, 1), 123))
+    values = [make_id("430122", date(1990, 5, 1), 1), make_id("430122", date(2015, 5, 1), 1)]
+    assert vectorised(values, e.id_number_valid) == [True, False]
+    assert s.division_name("430124", 2000) == "宁乡县"
+    assert s.division_name("430182") == "宁乡市"
+    assert s.division_name("430122") == "望城县"
+    assert s.is_valid_division("430122") and not s.is_valid_division("430199")
+
+
+def test_hunan_is_covered_to_county_level():
+    prefectures = [
+        "4301",
+        "4302",
+        "4303",
+        "4304",
+        "4305",
+        "4306",
+        "4307",
+        "4308",
+        "4309",
+        "4310",
+        "4311",
+        "4312",
+        "4313",
+        "4331",
+    ]
+    for code in prefectures:
+        assert s.division_name(code + "00"), code
+    assert s.division_name("430000") == "湖南省"
+    assert s.division_name("433101") == "吉首市"
+
+
+@pytest.mark.parametrize("number", GB11643_EXAMPLES)
+def test_every_single_digit_change_and_adjacent_swap_is_caught(number):
+    corrupted = []
+    for i in range(17):
+        for d in "0123456789":
+            if d != number[i]:
+                corrupted.append(number[:i] + d + number[i + 1 :])
+        if i < 16 and number[i] != number[i + 1]:
+            corrupted.append(number[:i] + number[i + 1] + number[i] + number[i + 2 :])
+    assert not any(s.is_valid_id_number(c) for c in corrupted)
+    assert not any(vectorised(corrupted, e.id_number_valid))
+
+
+id_like = st.one_of(
+    st.text(alphabet="0123456789X", min_size=17, max_size=19),
+    st.builds(
+        make_id,
+        st.sampled_from(CHANGSHA + ["430122", "430124", "110105", "999999"]),
+        st.dates(date(1890, 1, 1), date(2030, 12, 31)),
+        st.integers(0, 999),
+    ),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(id_like, min_size=1, max_size=40))
+def test_vectorised_id_check_equals_python_stdnum(values):
+    assert vectorised(values, e.id_number_valid) == [s.is_valid_id_number(v) for v in values]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.text(alphabet="0123456789", min_size=15, max_size=15), min_size=1, max_size=30))
+def test_vectorised_15_to_18_equals_scalar(values):
+    converted = vectorised(values, e.id_number_15_to_18)
+    for raw, out in zip(values, converted, strict=True):
+        try:
+            assert out == s.id_number_15_to_18(raw)
+        except ValueError:
+            assert not s.is_valid_id_number(out)
+
+
+CREDIT_EXAMPLES = ["91110000600037341L", "91430100MA4L16JD2K"]
+uscc_alphabet = "0123456789ABCDEFGHJKLMNPQRTUWXY"
+
+
+def make_credit(body: str) -> str:
+    return body + s.credit_check_digit(body)
+
+
+def test_published_credit_code_example():
+    assert s.is_valid_credit_code("91110000600037341L")
+    assert not s.is_valid_credit_code("91110000600037341M")
+    assert not s.is_valid_credit_code("A1110000600037341L")
+    assert vectorised(["91110000600037341L", "91110000600037341M"], e.credit_code_valid) == [
+        True,
+        False,
+    ]
+
+
+credit_like = st.one_of(
+    st.text(alphabet=uscc_alphabet + "IOZSV", min_size=17, max_size=19),
+    st.builds(
+        lambda a, b: make_credit(a + b),
+        st.text(alphabet="0123456789", min_size=8, max_size=8),
+        st.text(alphabet=uscc_alphabet, min_size=9, max_size=9),
+    ),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(credit_like, min_size=1, max_size=40))
+def test_vectorised_credit_check_equals_python_stdnum(values):
+    assert vectorised(values, e.credit_code_valid) == [s.is_valid_credit_code(v) for v in values]
+
+
+def test_mobile_numbers():
+    good = ["13812345678", "+8619912345678", "15000000000"]
+    bad = ["12812345678", "1381234567", "0731-88661000", "", None]
+    assert all(s.is_valid_mobile(x) for x in good)
+    assert not any(s.is_valid_mobile(x) for x in bad)
+    assert vectorised(good + bad, e.mobile_valid) == [True] * 3 + [False] * 5
+
+
+def test_division_expression_knows_retired_codes():
+    assert vectorised(["430122", "430182", "430199", None], e.division_valid) == [
+        True,
+        True,
+        False,
+        False,
+    ]
+
+
+def test_birth_date_not_in_future():
+    future = make_id("430102", date(2030, 1, 1), 1)
+    past = make_id("430102", date(1990, 1, 1), 1)
+    values = [future, past]
+    out = pl.DataFrame({"v": values}).select(e.id_birth_not_future(pl.col("v"), date(2026, 1, 1)))
+    assert out["v"].to_list() == [False, True]
