@@ -1,0 +1,217 @@
+"""The demo city: counts, validity of every key that is not planted as bad, the planted errors
+exactly as the truth lists them, determinism, and a catalog that imports cleanly."""
+
+import hashlib
+import io
+import json
+from pathlib import Path
+
+import polars as pl
+import pytest
+from openpyxl import load_workbook
+
+from citydata.demo.generate import generate
+from citydata.standards import expressions as e
+from citydata.standards import is_valid_credit_code, is_valid_id_number, normalise_id_number
+
+PEOPLE = 3000
+
+
+@pytest.fixture(scope="module")
+def city(tmp_path_factory):
+    out = tmp_path_factory.mktemp("city")
+    return out, generate(out, PEOPLE, seed=11)
+
+
+def read(directory: Path, entry: dict) -> pl.DataFrame:
+    """Read a department file back the way its manifest entry declares it (all text)."""
+    path = directory / entry["path"]
+    if entry["format"] == "csv":
+        text = path.read_bytes().decode(entry["encoding"])
+        return pl.read_csv(io.StringIO(text), infer_schema=False)
+    if entry["format"] == "jsonl":
+        return pl.read_ndjson(path, infer_schema_length=None).cast(pl.String)
+    sheet = load_workbook(path, read_only=True).active
+    rows = list(sheet.iter_rows(values_only=True))
+    return pl.DataFrame(rows[1:], schema=[str(h) for h in rows[0]], orient="row").cast(pl.String)
+
+
+def test_counts_meet_the_seed_targets(city):
+    directory, manifest = city
+    catalog = json.loads((directory / "catalog.json").read_text())
+    assert len(catalog["units"]) >= 35 and manifest["units"] == len(catalog["units"])
+    assert len(catalog["classes"]) >= 700
+    with_files = {f["class_code"] for f in manifest["files"] if f["expect"] == "accept"}
+    assert len(with_files) >= 289 and manifest["classes_with_files"] == len(with_files)
+    units_sending = {f["unit"] for f in manifest["files"]}
+    assert units_sending == {u["code"] for u in catalog["units"]}
+    formats = {(f["format"], f["encoding"]) for f in manifest["files"]}
+    assert {
+        ("csv", "utf-8"),
+        ("csv", "gbk"),
+        ("csv", "gb18030"),
+        ("csv", "utf-8-sig"),
+        ("xlsx", None),
+        ("jsonl", "utf-8"),
+    } <= formats
+    sharing = {c["share_type"] for c in catalog["classes"]}
+    assert sharing == {"unconditional", "conditional", "none"}
+    assert {c["base_db"] for c in catalog["classes"]} >= {
+        "population",
+        "legal_person",
+        "spatial",
+        "city_component",
+        "housing",
+        "economy",
+        "event",
+    }
+    people = pl.read_parquet(directory / "truth/people.parquet")
+    assert len(people) == PEOPLE and people["id_number"].n_unique() == PEOPLE
+
+
+def test_files_have_chinese_headers_and_the_rows_the_manifest_says(city):
+    directory, manifest = city
+    catalog = {
+        c["code"]: c for c in json.loads((directory / "catalog.json").read_text())["classes"]
+    }
+    for entry in manifest["files"]:
+        if entry["expect"] != "accept":
+            continue
+        frame = read(directory, entry)
+        labels = [f["label"] for f in catalog[entry["class_code"]]["fields"]]
+        assert frame.columns == labels, entry["path"]
+        assert len(frame) == entry["rows"], entry["path"]
+
+
+def test_every_key_not_planted_as_bad_is_valid_and_every_planted_error_is_where_the_truth_says(
+    city,
+):
+    directory, manifest = city
+    errors = pl.read_parquet(directory / "truth/errors.parquet")
+    catalog = {
+        c["code"]: c for c in json.loads((directory / "catalog.json").read_text())["classes"]
+    }
+    checked_ids = checked_codes = 0
+    for entry in manifest["files"]:
+        if entry["expect"] != "accept":
+            continue
+        frame = read(directory, entry).with_row_index("row", offset=1)
+        mine = errors.filter(pl.col("file") == entry["path"])
+        bad = set(mine.filter(pl.col("rule").is_not_null())["row"].to_list())
+        assert len(bad) == entry["bad_rows"] == len(mine.filter(pl.col("rule").is_not_null()))
+        for f in catalog[entry["class_code"]]["fields"]:
+            label = f["label"]
+            for rule, check in (("id_number", _id_ok), ("credit_code", is_valid_credit_code)):
+                if rule not in f["rules"]:
+                    continue
+                planted = set(
+                    mine.filter((pl.col("field") == f["name"]) & (pl.col("rule") == rule))["row"]
+                )
+                for row, value in frame.select("row", label).iter_rows():
+                    if value is None:
+                        continue
+                    assert check(value) == (row not in planted), (entry["path"], row, value)
+                    checked_ids += rule == "id_number"
+                    checked_codes += rule == "credit_code"
+        # Planted values are in the file exactly where the truth says.
+        for item in mine.filter(pl.col("kind") != "duplicate_row").iter_rows(named=True):
+            label = next(
+                f["label"]
+                for f in catalog[entry["class_code"]]["fields"]
+                if f["name"] == item["field"]
+            )
+            assert frame[item["row"] - 1, label] == item["value"], (entry["path"], item)
+        for item in mine.filter(pl.col("kind") == "duplicate_row").iter_rows(named=True):
+            assert frame.row(item["row"] - 1)[1:] == frame.row(item["row"] - 2)[1:]
+    assert checked_ids > PEOPLE and checked_codes > PEOPLE // 10
+
+
+def _id_ok(value: str) -> bool:
+    return normalise_id_number(value) is not None
+
+
+def test_planted_errors_cover_every_rule_and_the_disagreements(city):
+    directory, manifest = city
+    errors = pl.read_parquet(directory / "truth/errors.parquet")
+    rules = set(errors["rule"].drop_nulls())
+    assert rules == {
+        "id_number",
+        "credit_code",
+        "division",
+        "mobile",
+        "past_date",
+        "longitude",
+        "latitude",
+        "enum",
+        "type",
+        "required",
+        "length",
+        "duplicate_key",
+    }
+    kinds = set(errors.filter(pl.col("rule").is_null())["kind"])
+    assert {"name_homophone", "id_legacy_15", "id_missing", "phone_changed", "address_old"} <= kinds
+    legacy = errors.filter(pl.col("kind") == "id_legacy_15")
+    assert all(
+        len(v) == 15 and normalise_id_number(v) == o
+        for v, o in legacy.select("value", "original").iter_rows()
+    )
+    assert manifest["bad_rows_by_rule"] == dict(
+        sorted(errors.filter(pl.col("rule").is_not_null()).group_by("rule").len().iter_rows())
+    )
+
+
+def test_people_ids_agree_with_birth_date_sex_and_a_changsha_division(city):
+    directory, _ = city
+    people = pl.read_parquet(directory / "truth/people.parquet")
+    checked = people.select(
+        e.id_number_valid(pl.col("id_number")).all().alias("valid"),
+        (e.id_birth_date(pl.col("id_number")) == pl.col("birth_date")).all().alias("born"),
+        ((pl.col("id_number").str.slice(16, 1).cast(pl.Int32) % 2 == 1) == (pl.col("sex") == "男"))
+        .all()
+        .alias("sex"),
+        pl.col("id_number").str.starts_with("4301").all().alias("changsha"),
+    ).row(0, named=True)
+    assert checked == {"valid": True, "born": True, "sex": True, "changsha": True}
+    assert all(is_valid_id_number(x) for x in people["id_number"].head(200))
+    companies = pl.read_parquet(directory / "truth/legal_persons.parquet")
+    assert companies.select(e.credit_code_valid(pl.col("credit_code")).all()).item()
+    assert set(companies["legal_rep_person"]) <= set(people["person_id"])
+
+
+def test_unreadable_files_are_declared_in_the_manifest(city):
+    directory, manifest = city
+    failing = {f["problem"]: f for f in manifest["files"] if f["expect"] == "fail"}
+    assert set(failing) == {"wrong_encoding", "missing_column"}
+    raw = (directory / failing["wrong_encoding"]["path"]).read_bytes()
+    with pytest.raises(UnicodeDecodeError):
+        raw.decode(failing["wrong_encoding"]["encoding"])
+    header = read(directory, failing["missing_column"]).columns
+    assert failing["missing_column"]["column"] not in header
+
+
+def test_same_seed_gives_byte_identical_files(city, tmp_path):
+    directory, _ = city
+    generate(tmp_path, PEOPLE, seed=11)
+
+    def digest(root: Path) -> dict:
+        return {
+            p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob("*"))
+            if p.is_file()
+        }
+
+    assert digest(tmp_path) == digest(directory)
+    other = tmp_path / "other"
+    generate(other, PEOPLE, seed=12)
+    assert digest(other)["truth/people.parquet"] != digest(directory)["truth/people.parquet"]
+
+
+def test_catalog_imports_cleanly_and_demo_load_reports_it(city, env):
+    from typer.testing import CliRunner
+
+    from citydata.cli import app
+
+    directory, manifest = city
+    result = CliRunner().invoke(app, ["demo", "load", str(directory)])
+    assert result.exit_code == 0, result.output
+    assert f"{manifest['units']} 个单位、{manifest['classes']} 个信息资源" in result.output
