@@ -3,5 +3,6 @@
 from citydata.accounts import models as _accounts  # noqa: F401
 from citydata.catalog import models as _catalog  # noqa: F401
 from citydata.db.base import Base
+from citydata.ingest import models as _ingest  # noqa: F401
 
 metadata = Base.metadata

@@ -82,7 +82,7 @@ def _bad_value(f: dict, value: str | None, rng: np.random.Generator) -> tuple[st
     if "latitude" in rules:
         return "outside_city", "latitude", "31.2304"
     if f["enum"]:
-        return "not_in_enum", "enum", "未知"
+        return "not_in_enum", "enum", "否"  # one character: breaks the enumeration only
     if kind in {"N", "Y", "F", "B", "I"}:
         return "not_a_number", "type", "约" + (value or "1")
     if f["required"] and not f["is_key"]:

@@ -16,6 +16,9 @@ from citydata.catalog import pages as catalog_pages
 from citydata.catalog import service as catalog
 from citydata.config import Settings
 from citydata.db.engine import Store
+from citydata.ingest import api as ingest_api
+from citydata.ingest import pages as ingest_pages
+from citydata.ingest.service import aggregated_classes
 from citydata.web.auth import check_csrf, current_user
 from citydata.web.i18n import LANGUAGES
 from citydata.web.render import render
@@ -45,13 +48,15 @@ def create_app(store: Store | None = None, settings: Settings | None = None) -> 
     )
     app.include_router(catalog_api.router)
     app.include_router(catalog_pages.router)
+    app.include_router(ingest_api.router)
+    app.include_router(ingest_pages.router)
 
     @app.get("/", include_in_schema=False)
     def home(request: Request):  # noqa: ANN202
         with store.session() as session:
             user = current_user(request, session)
             figures = catalog.counts(session)
-        figures["aggregated"] = 0  # no aggregation pipeline yet
+            figures["aggregated"] = aggregated_classes(session)
         return render(request, "home.html", user, figures=figures, targets=TARGETS)
 
     @app.get("/login", include_in_schema=False)

@@ -61,8 +61,43 @@ EN = {
     "格式": "Format",
     "没有找到信息资源": "No resource classes found",
     "是": "yes",
+    "数据归集": "Aggregation",
+    "数据质量": "Data quality",
+    "批次": "Batch",
+    "个批次": "batches",
+    "文件": "File",
+    "模式": "Mode",
+    "读取": "Read",
+    "接收": "Accepted",
+    "拒收": "Rejected",
+    "提交": "Submit",
+    "自动识别编码": "Detect encoding",
+    "信息资源代码": "Class code",
+    "质量得分": "Quality score",
+    "有效率": "valid",
+    "主键唯一率": "unique keys",
+    "按时": "on time",
+    "逾期": "late",
+    "提交人": "Submitted by",
+    "完整性": "Completeness",
+    "拒收明细": "Rejected rows",
+    "行号": "Row",
+    "规则": "Rule",
+    "原值": "Value",
+}
+
+# Codes shown on pages (batch modes and states) in Chinese.
+ZH = {
+    "append": "追加",
+    "upsert": "更新",
+    "replace": "替换",
+    "delete": "删除",
+    "committed": "已入库",
+    "failed": "失败",
+    "running": "处理中",
+    "interrupted": "已中断",
 }
 
 
 def translate(text: str, language: str) -> str:
-    return EN.get(text, text) if language == "en" else text
+    return EN.get(text, text) if language == "en" else ZH.get(text, text)

@@ -1,0 +1,165 @@
+"""Read a department's file into a frame of text columns, whatever its format and encoding.
+
+Values stay exactly as sent (text); validation decides what they mean. A file that cannot be
+read raises UnreadableFile with a message naming the file and the problem."""
+
+from __future__ import annotations
+
+import codecs
+import tempfile
+from pathlib import Path
+
+import polars as pl
+from charset_normalizer import from_bytes
+
+FORMATS = {
+    ".csv": "csv",
+    ".txt": "csv",
+    ".xlsx": "xlsx",
+    ".xlsm": "xlsx",
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+    ".json": "jsonl",
+    ".parquet": "parquet",
+}
+ENCODINGS = {
+    "utf-8": "utf-8",
+    "utf8": "utf-8",
+    "utf-8-sig": "utf-8-sig",
+    "gbk": "gbk",
+    "gb2312": "gbk",
+    "gb18030": "gb18030",
+}
+
+
+class UnreadableFile(Exception):
+    pass
+
+
+def file_format(path: Path, declared: str | None = None) -> str:
+    if declared:
+        return declared
+    fmt = FORMATS.get(path.suffix.lower())
+    if fmt is None:
+        raise UnreadableFile(
+            f"{path.name}: 无法识别的文件格式「{path.suffix}」（支持 CSV、XLSX、JSON Lines、Parquet）"
+        )
+    return fmt
+
+
+def _decode_check(path: Path, encoding: str) -> str | None:
+    """Stream-decode the whole file; return an error text naming the line, or None."""
+    decoder = codecs.getincrementaldecoder(encoding)()
+    line = 1
+    with path.open("rb") as f:
+        while chunk := f.read(1 << 20):
+            try:
+                line += decoder.decode(chunk).count("\n")
+            except UnicodeDecodeError as exc:
+                line += chunk[: exc.start].count(b"\n")
+                return f"第 {line} 行附近的字节不是 {encoding} 编码"
+        try:
+            decoder.decode(b"", final=True)
+        except UnicodeDecodeError:
+            return f"文件末尾不是完整的 {encoding} 字符"
+    return None
+
+
+def detect_encoding(path: Path) -> str:
+    with path.open("rb") as f:
+        head = f.read(4)
+    if head.startswith(codecs.BOM_UTF8):
+        return "utf-8-sig"
+    if _decode_check(path, "utf-8") is None:
+        return "utf-8"
+    if _decode_check(path, "gb18030") is None:
+        return "gb18030"  # a superset of GBK and GB2312
+    with path.open("rb") as f:
+        guess = from_bytes(f.read(1 << 20)).best()
+    if guess is None:
+        raise UnreadableFile(f"{path.name}: 无法判断文件编码（不是 UTF-8、GBK 或 GB18030）")
+    return guess.encoding
+
+
+def _to_utf8(path: Path, encoding: str, folder: Path) -> Path:
+    """Transcode in 1 MiB steps, so a file larger than memory is never held whole."""
+    target = folder / "utf8.csv"
+    decoder = codecs.getincrementaldecoder(encoding)()
+    with path.open("rb") as src, target.open("w", encoding="utf-8") as dst:
+        while chunk := src.read(1 << 20):
+            dst.write(decoder.decode(chunk))
+        dst.write(decoder.decode(b"", final=True))
+    return target
+
+
+def read_csv(path: Path, encoding: str | None) -> tuple[pl.DataFrame, str]:
+    if encoding:
+        encoding = ENCODINGS.get(encoding.lower(), encoding.lower())
+        problem = _decode_check(path, encoding)
+        if problem:
+            raise UnreadableFile(f"{path.name}: 文件不是声明的编码 {encoding}：{problem}")
+    else:
+        encoding = detect_encoding(path)
+    with tempfile.TemporaryDirectory() as folder:
+        source = path if encoding == "utf-8" else _to_utf8(path, encoding, Path(folder))
+        try:
+            frame = pl.read_csv(source, infer_schema=False)
+        except pl.exceptions.PolarsError as exc:
+            raise UnreadableFile(f"{path.name}: 不是有效的 CSV：{exc}") from exc
+    return frame, encoding
+
+
+def _cell_text(value: object) -> str | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))  # Excel stores 12 as 12.0
+    return str(value)
+
+
+def read_xlsx(path: Path) -> pl.DataFrame:
+    from python_calamine import CalamineWorkbook
+
+    try:
+        sheet = CalamineWorkbook.from_path(str(path)).get_sheet_by_index(0)
+        rows = sheet.to_python(skip_empty_area=False)
+    except Exception as exc:  # calamine raises its own error types for broken workbooks
+        raise UnreadableFile(f"{path.name}: 无法读取 Excel 工作簿：{exc}") from exc
+    if not rows:
+        raise UnreadableFile(f"{path.name}: 工作表为空")
+    header = [str(h).strip() for h in rows[0]]
+    body = [
+        [_cell_text(v) for v in row] for row in rows[1:] if any(v not in (None, "") for v in row)
+    ]
+    return pl.DataFrame(body, schema={h: pl.String for h in header}, orient="row")
+
+
+def read_file(
+    path: Path, declared_format: str | None = None, encoding: str | None = None
+) -> tuple[pl.DataFrame, str | None]:
+    """(frame of text columns, encoding used)."""
+    fmt = file_format(path, declared_format)
+    if fmt == "csv":
+        frame, encoding = read_csv(path, encoding)
+    elif fmt == "xlsx":
+        frame, encoding = read_xlsx(path), None
+    elif fmt == "jsonl":
+        problem = _decode_check(path, "utf-8")
+        if problem:
+            raise UnreadableFile(f"{path.name}: JSON Lines 必须是 UTF-8：{problem}")
+        try:
+            frame = pl.read_ndjson(path, infer_schema_length=None)
+        except pl.exceptions.PolarsError as exc:
+            raise UnreadableFile(f"{path.name}: 不是有效的 JSON Lines：{exc}") from exc
+        encoding = "utf-8"
+    else:
+        try:
+            frame = pl.read_parquet(path)
+        except (pl.exceptions.PolarsError, OSError) as exc:
+            raise UnreadableFile(f"{path.name}: 不是有效的 Parquet：{exc}") from exc
+        encoding = None
+    frame = frame.select(
+        pl.col(c).cast(pl.String).str.strip_chars().replace("", None).alias(str(c).strip())
+        for c in frame.columns
+    )
+    return frame, encoding

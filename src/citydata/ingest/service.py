@@ -1,0 +1,454 @@
+"""Aggregation logic: one file in, one batch out — read, validate, stage atomically, report.
+
+A batch is all visible or not at all: staged rows, rejects and the batch's 'committed' status are
+written in one transaction. The batch record itself is written first, as 'running', so a killed
+run leaves a trace that the next run marks 'interrupted'."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import socket
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+from sqlalchemy import func, insert, select
+from sqlalchemy.orm import Session, selectinload
+
+from citydata.catalog import vocab
+from citydata.catalog.models import ResourceClass, Unit
+from citydata.db.base import utcnow
+from citydata.db.engine import Store
+from citydata.ingest import staging
+from citydata.ingest.models import Batch, Reject
+from citydata.ingest.readers import UnreadableFile, read_file
+from citydata.ingest.validate import ROW, validate
+
+MODES = ("append", "upsert", "replace", "delete")
+Progress = Callable[[str, int, int], None]
+
+
+class IngestError(ValueError):
+    """The request itself is wrong (unknown class, wrong unit, bad mode): no batch is made."""
+
+
+@dataclass
+class Report:
+    batch_id: int | None
+    status: str  # committed | failed | duplicate
+    file: str
+    class_code: str
+    mode: str
+    rows_read: int = 0
+    rows_accepted: int = 0
+    rows_rejected: int = 0
+    rows_removed: int = 0
+    message: str = ""
+    encoding: str | None = None
+    rejections: list[dict] = field(default_factory=list)  # the first ones: row, field, rule, value
+    quality: dict = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def file_hash(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _worker() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def recover_interrupted(session: Session) -> list[int]:
+    """Batches left 'running' by a process of this host that no longer exists were killed
+    mid-way; their transaction never committed, so they staged nothing. Mark them."""
+    host = socket.gethostname()
+    marked = []
+    for batch in session.scalars(select(Batch).where(Batch.status == "running")):
+        worker_host, _, pid = batch.worker.rpartition(":")
+        if worker_host == host and pid.isdigit() and not _alive(int(pid)):
+            batch.status = "interrupted"
+            batch.message = "处理中断（进程已退出），未写入任何数据；请重新提交"
+            batch.finished_at = utcnow()
+            marked.append(batch.id)
+    return marked
+
+
+def _class(session: Session, code: str) -> ResourceClass:
+    rc = session.scalar(
+        select(ResourceClass)
+        .where(ResourceClass.code == code)
+        .options(selectinload(ResourceClass.fields))
+    )
+    if rc is None:
+        raise IngestError(f"信息资源「{code}」不在目录中")
+    if rc.status == "retired":
+        raise IngestError(f"信息资源「{code}」已停用，不再接收数据")
+    return rc
+
+
+def _match_columns(
+    frame: pl.DataFrame, rc: ResourceClass, mode: str, name: str
+) -> tuple[pl.DataFrame, list[str]]:
+    """Rename columns to field names (by name or Chinese label); refuse missing required ones."""
+    by_header = {f.label: f.name for f in rc.fields} | {f.name: f.name for f in rc.fields}
+    renames = {c: by_header[c] for c in frame.columns if c in by_header}
+    unknown = [c for c in frame.columns if c not in by_header]
+    needed = [f for f in rc.fields if (f.is_key if mode == "delete" else f.required)]
+    missing = [f for f in needed if f.name not in renames.values()]
+    if missing:
+        columns = "、".join(f"「{f.label}」({f.name})" for f in missing)
+        raise UnreadableFile(f"{name}: 缺少必需的列 {columns}")
+    seen = list(renames.values())
+    if len(set(seen)) != len(seen):
+        raise UnreadableFile(f"{name}: 有两列对应同一个信息项，请删去重复的列")
+    return frame.select(list(renames)).rename(renames), unknown
+
+
+def _quality(
+    frame: pl.DataFrame,
+    rejects: pl.DataFrame,
+    rc: ResourceClass,
+    keys: list[str],
+    previous: datetime | None,
+    now: datetime,
+) -> dict[str, Any]:
+    n = frame.height
+    failures: dict[str, dict[str, int]] = {}
+    for fld, rule, count in (
+        rejects.group_by("field", "rule").len().sort("field", "rule").iter_rows()
+    ):
+        failures.setdefault(fld, {})[rule] = count
+    names = [f.name for f in rc.fields if f.name in frame.columns]
+    completeness = {}
+    if n:
+        row = frame.select(pl.col(c).is_not_null().mean() for c in names).row(0)
+        completeness = {c: round(float(v), 4) for c, v in zip(names, row, strict=True)}
+    for f in rc.fields:
+        completeness.setdefault(f.name, 0.0)
+    keyed = (
+        frame.filter(pl.all_horizontal(pl.col(k).is_not_null() for k in keys))
+        if keys and n
+        else frame
+    )
+    uniqueness = (
+        round(keyed.select(keys).n_unique() / keyed.height, 4) if keys and keyed.height else 1.0
+    )
+    cycle = vocab.CYCLE_DAYS.get(rc.update_cycle)
+    since = (now - previous).days if previous else None
+    timely = since is None or cycle is None or since <= cycle
+    rejected_rows = rejects["row"].n_unique() if rejects.height else 0
+    validity = round((n - rejected_rows) / n, 4) if n else 1.0
+    mean_complete = sum(completeness.values()) / len(completeness) if completeness else 1.0
+    return {
+        "rows_read": n,
+        "rows_rejected": rejected_rows,
+        "failures": failures,
+        "completeness": completeness,
+        "validity": validity,
+        "key_uniqueness": uniqueness,
+        "timeliness": {
+            "update_cycle": rc.update_cycle,
+            "days_since_previous": since,
+            "on_time": timely,
+        },
+        "score": round(100 * (0.6 * validity + 0.3 * mean_complete + 0.1 * timely), 1),
+    }
+
+
+def ingest(
+    store: Store,
+    path: Path,
+    class_code: str,
+    unit_code: str | None = None,
+    mode: str = "append",
+    encoding: str | None = None,
+    submitted_by: str = "",
+    file_name: str | None = None,
+    progress: Progress | None = None,
+    today: date | None = None,
+) -> Report:
+    """Ingest one file as one batch of ``class_code``."""
+    name = file_name or path.name
+    step = progress or (lambda _stage, _done, _total: None)
+    if mode not in MODES:
+        raise IngestError(f"未知模式「{mode}」，可选：{'、'.join(MODES)}")
+    digest = file_hash(path)
+    with store.session() as session:
+        recover_interrupted(session)
+        rc = _class(session, class_code)
+        if unit_code and unit_code != rc.provider_code:
+            raise IngestError(
+                f"信息资源「{class_code}」由单位「{rc.provider_code}」提供，不是「{unit_code}」"
+            )
+        earlier = session.scalar(
+            select(Batch)
+            .where(
+                Batch.class_code == class_code,
+                Batch.file_hash == digest,
+                Batch.status == "committed",
+                Batch.mode == mode,
+            )
+            .order_by(Batch.id)
+        )
+        if earlier is not None:
+            return Report(
+                earlier.id,
+                "duplicate",
+                name,
+                class_code,
+                mode,
+                earlier.rows_read,
+                0,
+                0,
+                message=f"同一文件已在批次 {earlier.id} 提交过，本次未做任何改动",
+            )
+        previous = session.scalar(
+            select(func.max(Batch.created_at)).where(
+                Batch.class_code == class_code, Batch.status == "committed"
+            )
+        )
+        batch = Batch(
+            class_code=class_code,
+            unit_code=rc.provider_code,
+            file_name=name,
+            file_hash=digest,
+            mode=mode,
+            status="running",
+            submitted_by=submitted_by,
+            worker=_worker(),
+        )
+        session.add(batch)
+        session.flush()
+        batch_id = batch.id
+        fields = list(rc.fields)
+        keys = [f.name for f in fields if f.is_key]
+        session.expunge(rc)
+
+    report = Report(batch_id, "failed", name, class_code, mode)
+    try:
+        step("读取", 0, 0)
+        raw, report.encoding = read_file(path, encoding=encoding)
+        frame, unknown = _match_columns(raw, rc, mode, name)
+        frame = frame.with_row_index(ROW, offset=1).with_columns(pl.col(ROW).cast(pl.Int64))
+        report.rows_read = frame.height
+        step("校验", 0, frame.height)
+        check_fields = [f for f in fields if f.is_key] if mode == "delete" else fields
+        checked = validate(frame, check_fields, keys, today)
+        step("写入", 0, checked.accepted.height)
+        now = datetime.now(UTC)
+        quality = _quality(frame, checked.rejects, rc, keys, _aware(previous), now)
+        if unknown:
+            quality["ignored_columns"] = unknown
+        removed = _stage(store, rc, batch_id, mode, keys, checked, quality, report)
+        step("完成", checked.accepted.height, checked.accepted.height)
+    except UnreadableFile as exc:
+        _finish(store, batch_id, "failed", str(exc))
+        report.message = str(exc)
+        return report
+    except BaseException as exc:
+        _finish(store, batch_id, "failed", f"处理失败，未写入任何数据：{exc!r}")
+        raise
+    report.status = "committed"
+    report.rows_accepted = checked.accepted.height
+    report.rows_rejected = quality["rows_rejected"]
+    report.rows_removed = removed
+    report.rejections = checked.rejects.head(20).to_dicts()
+    report.quality = quality
+    report.message = f"已接收 {report.rows_accepted} 行，拒收 {report.rows_rejected} 行"
+    return report
+
+
+def _aware(moment: datetime | None) -> datetime | None:
+    if moment is not None and moment.tzinfo is None:
+        return moment.replace(tzinfo=UTC)  # SQLite hands back naive UTC
+    return moment
+
+
+def _stage(
+    store: Store,
+    rc: ResourceClass,
+    batch_id: int,
+    mode: str,
+    keys: list[str],
+    checked,  # noqa: ANN001
+    quality: dict,
+    report: Report,
+) -> int:
+    """Everything the batch changes, in one transaction."""
+    accepted = checked.accepted.with_columns(pl.lit(batch_id).alias(staging.BATCH))
+    with store.engine.begin() as conn:
+        table = staging.ensure_table(conn, rc)
+        removed = 0
+        if mode == "replace":
+            removed = staging.clear(conn, table)
+        elif mode in {"upsert", "delete"}:
+            removed = staging.delete_keys(conn, table, keys, accepted)
+        if mode != "delete":
+            staging.insert_frame(conn, table, accepted)
+        if checked.rejects.height:
+            conn.execute(
+                insert(Reject), checked.rejects.with_columns(batch_id=pl.lit(batch_id)).to_dicts()
+            )
+        conn.execute(
+            Batch.__table__.update()
+            .where(Batch.id == batch_id)
+            .values(
+                status="committed",
+                rows_read=report.rows_read,
+                rows_accepted=accepted.height,
+                rows_rejected=quality["rows_rejected"],
+                rows_removed=removed,
+                report=quality,
+                message=f"已接收 {accepted.height} 行，拒收 {quality['rows_rejected']} 行",
+                finished_at=utcnow(),
+            )
+        )
+    return removed
+
+
+def _finish(store: Store, batch_id: int, status: str, message: str) -> None:
+    with store.session() as session:
+        batch = session.get(Batch, batch_id)
+        batch.status, batch.message, batch.finished_at = status, message, utcnow()
+
+
+# ---------------------------------------------------------------- queries
+
+
+def batch_dict(batch: Batch) -> dict[str, Any]:
+    return {
+        "batch_id": batch.id,
+        "class_code": batch.class_code,
+        "unit_code": batch.unit_code,
+        "file_name": batch.file_name,
+        "file_hash": batch.file_hash,
+        "mode": batch.mode,
+        "status": batch.status,
+        "submitted_by": batch.submitted_by,
+        "rows_read": batch.rows_read,
+        "rows_accepted": batch.rows_accepted,
+        "rows_rejected": batch.rows_rejected,
+        "rows_removed": batch.rows_removed,
+        "message": batch.message,
+        "created_at": batch.created_at.isoformat() if batch.created_at else None,
+        "finished_at": batch.finished_at.isoformat() if batch.finished_at else None,
+        "quality": batch.report,
+    }
+
+
+def list_batches(
+    session: Session,
+    unit: str | None = None,
+    class_code: str | None = None,
+    offset: int = 0,
+    limit: int = 50,
+) -> tuple[int, list[Batch]]:
+    query = select(Batch)
+    if unit:
+        query = query.where(Batch.unit_code == unit)
+    if class_code:
+        query = query.where(Batch.class_code == class_code)
+    total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
+    return total, list(session.scalars(query.order_by(Batch.id.desc()).offset(offset).limit(limit)))
+
+
+def rejects_frame(session: Session, batch_id: int) -> pl.DataFrame:
+    rows = session.execute(
+        select(Reject.row, Reject.field, Reject.rule, Reject.value)
+        .where(Reject.batch_id == batch_id)
+        .order_by(Reject.row, Reject.field)
+    ).all()
+    return pl.DataFrame(
+        rows,
+        schema={"row": pl.Int64, "field": pl.String, "rule": pl.String, "value": pl.String},
+        orient="row",
+    )
+
+
+def rejects_export(session: Session, batch_id: int, fmt: str = "csv") -> bytes:
+    """The rejected checks with the rule's Chinese name, for the department to fix and resubmit."""
+    frame = (
+        rejects_frame(session, batch_id)
+        .with_columns(
+            pl.col("rule").replace_strict(RULE_NAMES, default=pl.col("rule")).alias("说明")
+        )
+        .rename({"row": "行号", "field": "信息项", "rule": "规则", "value": "原值"})
+    )
+    if fmt == "xlsx":
+        import io
+
+        buffer = io.BytesIO()
+        frame.write_excel(buffer, worksheet="拒收明细")
+        return buffer.getvalue()
+    return b"\xef\xbb\xbf" + frame.write_csv().encode()  # BOM: Excel opens it as UTF-8
+
+
+RULE_NAMES = {
+    **vocab.RULES,
+    "required": "必填项为空",
+    "type": "数据类型不符",
+    "length": "超过长度",
+    "enum": "不在枚举值范围内",
+    "duplicate_key": "业务主键在批次内重复",
+}
+
+
+def aggregated_classes(session: Session) -> int:
+    return (
+        session.scalar(
+            select(func.count(func.distinct(Batch.class_code))).where(Batch.status == "committed")
+        )
+        or 0
+    )
+
+
+def quality_scores(
+    session: Session, unit: str | None = None, class_code: str | None = None
+) -> dict[str, Any]:
+    """Running scores: a class's score is the mean of its committed batches' scores; a unit's is
+    the mean over its classes."""
+    query = select(Batch).where(Batch.status == "committed")
+    if unit:
+        query = query.where(Batch.unit_code == unit)
+    if class_code:
+        query = query.where(Batch.class_code == class_code)
+    per_class: dict[str, list[float]] = {}
+    unit_of: dict[str, str] = {}
+    for batch in session.scalars(query):
+        per_class.setdefault(batch.class_code, []).append(float(batch.report.get("score", 0)))
+        unit_of[batch.class_code] = batch.unit_code
+    classes = {
+        code: {"unit": unit_of[code], "batches": len(s), "score": round(sum(s) / len(s), 1)}
+        for code, s in sorted(per_class.items())
+    }
+    units: dict[str, list[float]] = {}
+    for info in classes.values():
+        units.setdefault(info["unit"], []).append(info["score"])
+    names = dict(session.execute(select(Unit.code, Unit.short_name)).all())
+    return {
+        "classes": classes,
+        "units": {
+            u: {"name": names.get(u, u), "classes": len(s), "score": round(sum(s) / len(s), 1)}
+            for u, s in sorted(units.items())
+        },
+    }

@@ -1,0 +1,417 @@
+"""Aggregation: readers, rules, modes, duplicates, unreadable files, a killed batch, CLI and API,
+and the demo city's planted errors rejected exactly as its truth lists them."""
+
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import polars as pl
+import pytest
+from sqlalchemy import func, select, text
+from typer.testing import CliRunner
+
+from citydata.catalog.service import import_catalog
+from citydata.cli import app
+from citydata.ingest import service, staging
+from citydata.ingest.models import Batch, Reject
+from citydata.standards import id_check_digit
+from conftest import make_user
+
+POP = "101001/00001"
+LABELS = {
+    "id_number": "公民身份号码",
+    "name": "姓名",
+    "sex": "性别",
+    "birth_date": "出生日期",
+    "ethnicity": "民族",
+    "division": "户籍地行政区划",
+    "address": "户籍地址",
+    "phone": "联系电话",
+}
+GOOD = [
+    (
+        "11010519491231002X",
+        "张三",
+        "女",
+        "1949-12-31",
+        "汉族",
+        "430102",
+        "长沙市芙蓉区五一大道1号",
+        "13812345678",
+    ),
+    (
+        "360426199101010071",
+        "李四",
+        "男",
+        "1991-01-01",
+        "汉族",
+        "430104",
+        "长沙市岳麓区麓山南路2号",
+        "13912345678",
+    ),
+    (
+        "430122850101123",
+        "王五",
+        "男",
+        "1985-01-01",
+        "苗族",
+        "430112",
+        "长沙市望城区雷锋大道3号",
+        None,
+    ),
+]
+
+
+VALID = "43010219900101123" + id_check_digit("43010219900101123")
+
+
+def people_frame(rows=GOOD, chinese=True) -> pl.DataFrame:
+    frame = pl.DataFrame(rows, schema=list(LABELS), orient="row")
+    return frame.rename(LABELS) if chinese else frame
+
+
+def staged(store, code=POP, batch_id=None) -> pl.DataFrame:
+    from citydata.catalog.service import get_class
+
+    with store.session() as session:
+        table = staging.table_name(get_class(session, code).code)
+    query = (
+        f"select * from {table}"
+        + (f" where _batch_id = {batch_id}" if batch_id else "")
+        + " order by _batch_id, _row"
+    )
+    with store.engine.connect() as conn:
+        if not store.engine.dialect.has_table(conn, table):
+            return pl.DataFrame()
+        result = conn.execute(text(query))
+        return pl.DataFrame(result.all(), schema=list(result.keys()), orient="row")
+
+
+def write(frame: pl.DataFrame, path: Path, encoding="utf-8") -> Path:
+    if path.suffix == ".csv":
+        data = frame.write_csv()
+        raw = data.encode("utf-8" if encoding == "utf-8-sig" else encoding)
+        path.write_bytes(b"\xef\xbb\xbf" + raw if encoding == "utf-8-sig" else raw)
+    elif path.suffix == ".xlsx":
+        frame.write_excel(path)
+    elif path.suffix == ".jsonl":
+        frame.write_ndjson(path)
+    else:
+        frame.write_parquet(path)
+    return path
+
+
+@pytest.mark.parametrize(
+    "name,encoding",
+    [
+        ("p.csv", "utf-8"),
+        ("p.csv", "utf-8-sig"),
+        ("p.csv", "gbk"),
+        ("p.csv", "gb18030"),
+        ("p.xlsx", None),
+        ("p.jsonl", None),
+        ("p.parquet", None),
+    ],
+)
+def test_each_reader_stages_the_rows_as_sent(store, sample_catalog, tmp_path, name, encoding):
+    path = write(people_frame(), tmp_path / name, encoding or "utf-8")
+    report = service.ingest(store, path, POP)
+    assert report.status == "committed", report.message
+    assert (report.rows_read, report.rows_accepted, report.rows_rejected) == (3, 3, 0)
+    if encoding in {"gbk", "gb18030"}:
+        assert report.encoding == "gb18030"  # detected; GB18030 reads GBK exactly
+    rows = staged(store, batch_id=report.batch_id)
+    assert rows["id_number"].to_list() == [r[0] for r in GOOD]  # the legacy number is kept as sent
+    assert rows["name"].to_list() == ["张三", "李四", "王五"]
+    assert rows["_row"].to_list() == [1, 2, 3]
+
+
+def test_columns_match_by_field_name_too(store, sample_catalog, tmp_path):
+    path = write(people_frame(chinese=False), tmp_path / "names.csv")
+    assert service.ingest(store, path, POP).rows_accepted == 3
+
+
+def test_every_rule_rejects_with_its_name(store, sample_catalog, tmp_path):
+    bad = [
+        (
+            "11010519491231002X",
+            "甲",
+            "女",
+            "1949-12-31",
+            "汉族",
+            "430102",
+            None,
+            "13812345678",
+        ),  # good
+        ("11010519491231003X", "乙", "女", "1949-12-31", "汉族", "430102", None, None),  # id_number
+        ("360426199101010071", None, "男", "1991-01-01", "汉族", "430104", None, None),  # required
+        (
+            "43010219900101123X",
+            "丙",
+            "X",
+            "1990-01-01",
+            "汉族",
+            "430102",
+            None,
+            None,
+        ),  # enum (id also bad)
+        (
+            VALID,
+            "丁",
+            "男",
+            "2099-01-01",
+            "汉族",
+            "439999",
+            None,
+            "1234",
+        ),  # past_date, division, mobile
+        (
+            VALID,
+            "戊",
+            "男",
+            "1990-13-01",
+            "汉族",
+            "430102",
+            "x" * 201,
+            None,
+        ),  # type, length, duplicate
+    ]
+    report = service.ingest(store, write(people_frame(bad), tmp_path / "bad.csv"), POP, today=None)
+    with store.session() as session:
+        found = set(session.execute(select(Reject.row, Reject.field, Reject.rule)).all())
+    assert found == {
+        (2, "id_number", "id_number"),
+        (3, "name", "required"),
+        (4, "sex", "enum"),
+        (4, "id_number", "id_number"),
+        (5, "birth_date", "past_date"),
+        (5, "division", "division"),
+        (5, "phone", "mobile"),
+        (6, "birth_date", "type"),
+        (6, "address", "length"),
+        (6, "id_number", "duplicate_key"),
+    }
+    assert (report.rows_accepted, report.rows_rejected) == (1, 5)
+    assert staged(store)["name"].to_list() == ["甲"]
+
+
+def test_coordinates_must_fall_inside_the_city(store, sample_catalog, tmp_path):
+    frame = pl.DataFrame(
+        {
+            "部件编码": ["a", "b", "c"],
+            "部件类型": ["井盖"] * 3,
+            "经度": ["112.98", "121.47", "东经"],
+            "纬度": ["28.2", "28.2", "28.2"],
+        }
+    )
+    report = service.ingest(store, write(frame, tmp_path / "c.csv"), "101004/00001")
+    assert {(r["row"], r["rule"]) for r in report.rejections} == {
+        (2, "longitude"),
+        (3, "longitude"),
+        (3, "type"),
+    }
+
+
+def test_modes_append_upsert_delete_replace(store, sample_catalog, tmp_path):
+    service.ingest(store, write(people_frame(), tmp_path / "a.csv"), POP)
+    changed = [(GOOD[1][0], "李四四", *GOOD[1][2:])]
+    up = service.ingest(store, write(people_frame(changed), tmp_path / "u.csv"), POP, mode="upsert")
+    assert (up.rows_accepted, up.rows_removed) == (1, 1)
+    rows = staged(store)
+    assert sorted(rows["name"].to_list()) == ["张三", "李四四", "王五"] and rows.height == 3
+    keys = pl.DataFrame({"公民身份号码": [GOOD[0][0], "110105194912310000"]})
+    gone = service.ingest(store, write(keys, tmp_path / "d.csv"), POP, mode="delete")
+    assert gone.rows_removed == 1 and gone.rows_rejected == 1  # the second key is no valid ID
+    assert sorted(staged(store)["name"].to_list()) == ["李四四", "王五"]
+    new = service.ingest(
+        store, write(people_frame(GOOD[:1]), tmp_path / "r.csv"), POP, mode="replace"
+    )
+    assert new.rows_removed == 2 and staged(store)["name"].to_list() == ["张三"]
+    with store.session() as session:
+        history = [(b.mode, b.status) for b in session.scalars(select(Batch).order_by(Batch.id))]
+    assert history == [
+        ("append", "committed"),
+        ("upsert", "committed"),
+        ("delete", "committed"),
+        ("replace", "committed"),
+    ]
+
+
+def test_same_file_twice_is_a_no_op_that_says_so(store, sample_catalog, tmp_path):
+    path = write(people_frame(), tmp_path / "p.csv")
+    first = service.ingest(store, path, POP)
+    again = service.ingest(store, path, POP)
+    assert (
+        again.status == "duplicate"
+        and again.batch_id == first.batch_id
+        and str(first.batch_id) in again.message
+    )
+    assert staged(store).height == 3
+    with store.session() as session:
+        assert session.scalar(select(func.count()).select_from(Batch)) == 1
+
+
+def test_unreadable_files_fail_the_batch_and_write_nothing(store, sample_catalog, tmp_path):
+    gbk = write(people_frame(), tmp_path / "gbk.csv", "gbk")
+    report = service.ingest(store, gbk, POP, encoding="utf-8")
+    assert report.status == "failed" and "gbk.csv" in report.message and "utf-8" in report.message
+    missing = write(people_frame().drop("姓名"), tmp_path / "missing.csv")
+    report = service.ingest(store, missing, POP)
+    assert (
+        report.status == "failed"
+        and "missing.csv" in report.message
+        and "「姓名」" in report.message
+    )
+    (tmp_path / "x.doc").write_text("hello")
+    assert "无法识别的文件格式" in service.ingest(store, tmp_path / "x.doc", POP).message
+    assert staged(store).height == 0
+    with store.session() as session:
+        assert [b.status for b in session.scalars(select(Batch))] == ["failed"] * 3
+    with pytest.raises(service.IngestError):
+        service.ingest(store, gbk, POP, unit_code="csjy")
+
+
+def test_a_batch_killed_midway_leaves_no_rows_and_is_marked_interrupted(
+    store, sample_catalog, tmp_path
+):
+    n = 300_000
+    big = pl.DataFrame(
+        {
+            "公民身份号码": [GOOD[0][0]] * n,
+            "姓名": ["张三"] * n,
+            "性别": ["女"] * n,
+            "出生日期": ["1949-12-31"] * n,
+            "户籍地行政区划": ["430102"] * n,
+        }
+    )
+    big = big.with_columns(pl.format("{}", pl.int_range(n)).alias("民族"))
+    path = write(big, tmp_path / "big.csv")
+    code = (
+        "import sys; from pathlib import Path; from citydata.db.engine import Store; "
+        "from citydata.ingest.service import ingest; "
+        f"ingest(Store({store.url!r}), Path({str(path)!r}), {POP!r})"
+    )
+    child = subprocess.Popen([sys.executable, "-c", code])
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        with store.session() as session:
+            if session.scalar(select(Batch.status)) == "running":
+                break
+        time.sleep(0.05)
+    time.sleep(1.0)  # into reading / validating / writing, before the commit
+    os.kill(child.pid, signal.SIGKILL)
+    child.wait()
+    with store.session() as session:
+        assert session.scalar(select(Batch.status)) == "running"
+    assert staged(store).height == 0
+    follow = service.ingest(store, write(people_frame(), tmp_path / "p.csv"), POP)
+    with store.session() as session:
+        assert [b.status for b in session.scalars(select(Batch).order_by(Batch.id))] == [
+            "interrupted",
+            "committed",
+        ]
+    assert staged(store).height == follow.rows_accepted == 3
+
+
+def test_cli_ingest_json_report_and_batch_commands(env, store, sample_catalog, tmp_path):
+    rows = [*GOOD, ("11010519491231003X", "乙", "女", "1949-12-31", "汉族", "430102", None, None)]
+    path = write(people_frame(rows), tmp_path / "p.csv", "gbk")
+    runner = CliRunner()
+    result = runner.invoke(app, ["ingest", str(path), "--class", POP, "--unit", "csga", "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    assert {k: report[k] for k in ("status", "rows_read", "rows_accepted", "rows_rejected")} == {
+        "status": "committed",
+        "rows_read": 4,
+        "rows_accepted": 3,
+        "rows_rejected": 1,
+    }
+    assert report["rejections"] == [
+        {"row": 4, "field": "id_number", "rule": "id_number", "value": "11010519491231003X"}
+    ]
+    listed = json.loads(runner.invoke(app, ["batch", "list", "--json"]).output)
+    assert listed["count"] == 1 and listed["results"][0]["batch_id"] == report["batch_id"]
+    shown = json.loads(
+        runner.invoke(app, ["batch", "show", str(report["batch_id"]), "--json"]).output
+    )
+    assert shown["quality"]["completeness"]["phone"] == 0.5 and shown["quality"]["validity"] == 0.75
+    quality = json.loads(runner.invoke(app, ["quality", "--json"]).output)
+    assert quality["units"]["csga"]["classes"] == 1 and 0 < quality["classes"][POP]["score"] < 100
+    other = write(people_frame(GOOD[:1]), tmp_path / "q.csv", "gbk")
+    failed = runner.invoke(app, ["ingest", str(other), "--class", POP, "--encoding", "utf-8"])
+    assert failed.exit_code == 1 and "q.csv" in failed.output
+
+
+def test_api_upload_needs_the_owning_steward_and_offers_rejects(
+    client, store, sample_catalog, tmp_path
+):
+    own = make_user(store, "ga", "steward", "csga")
+    other = make_user(store, "jy", "steward", "csjy")
+    rows = [*GOOD, ("11010519491231003X", "乙", "女", "1949-12-31", "汉族", "430102", None, None)]
+    data = people_frame(rows).write_csv().encode("gbk")
+
+    def post(token):
+        return client.post(
+            "/api/v1/batches",
+            data={"class": POP},
+            files={"file": ("p.csv", data, "text/csv")},
+            headers={"Authorization": f"Bearer {token}"},
+        )
+
+    assert post(other).status_code == 403
+    r = post(own)
+    assert r.status_code == 201 and r.json()["rows_rejected"] == 1
+    batch_id = r.json()["batch_id"]
+    assert client.get(f"/api/v1/batches/{batch_id}").json()["rejections"][0]["rule"] == "id_number"
+    assert client.get(f"/api/v1/batches/{batch_id}/rejects.csv").status_code == 401
+    csv = client.get(
+        f"/api/v1/batches/{batch_id}/rejects.csv", headers={"Authorization": f"Bearer {own}"}
+    )
+    frame = pl.read_csv(io.BytesIO(csv.content))
+    assert frame["行号"].to_list() == [4] and frame["规则"].to_list() == ["id_number"]
+    assert (
+        client.get(
+            f"/api/v1/batches/{batch_id}/rejects.csv", headers={"Authorization": f"Bearer {other}"}
+        ).status_code
+        == 403
+    )
+    assert "已入库" in client.get(f"/batches/{batch_id}").text
+    assert client.get("/api/v1/batches").json()["count"] == 1
+
+
+def test_demo_city_ingests_and_rejects_exactly_the_planted_rows(store, tmp_path):
+    from citydata.demo.generate import generate
+
+    city = tmp_path / "city"
+    manifest = generate(city, 1500, seed=5)
+    with store.session() as session:
+        import_catalog(session, city / "catalog.json")
+    truth = pl.read_parquet(city / "truth/errors.parquet").filter(pl.col("rule").is_not_null())
+    for entry in manifest["files"]:
+        report = service.ingest(
+            store,
+            city / entry["path"],
+            entry["class_code"],
+            entry["unit"],
+            encoding=entry["encoding"],
+        )
+        if entry["expect"] == "fail":
+            assert report.status == "failed", entry
+            continue
+        assert report.status == "committed", (entry, report.message)
+        with store.session() as session:
+            found = set(
+                session.execute(
+                    select(Reject.row, Reject.rule).where(Reject.batch_id == report.batch_id)
+                ).all()
+            )
+        planted = set(
+            truth.filter(pl.col("file") == entry["path"]).select("row", "rule").iter_rows()
+        )
+        assert found == planted, entry["path"]
+        assert report.rows_accepted == entry["rows"] - entry["bad_rows"]
