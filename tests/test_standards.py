@@ -203,3 +203,16 @@ def test_birth_date_not_in_future():
     values = [future, past]
     out = pl.DataFrame({"v": values}).select(e.id_birth_not_future(pl.col("v"), date(2026, 1, 1)))
     assert out["v"].to_list() == [False, True]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.one_of(id_like, st.text(alphabet="0123456789", min_size=15, max_size=15)),
+        min_size=1,
+        max_size=40,
+    )
+)
+def test_legacy_aware_check_equals_normalise(values):
+    expected = [s.normalise_id_number(v) is not None for v in values]
+    assert vectorised(values, lambda c: e.id_number_valid(c, allow_legacy=True)) == expected

@@ -36,7 +36,7 @@ def as_datetime(e: pl.Expr) -> pl.Expr:
 
 def id_number_ok(e: pl.Expr) -> pl.Expr:
     """An 18-digit number, or a legacy 15-digit one that converts to a valid 18-digit number."""
-    return std.id_number_valid(std.id_number_15_to_18(e))
+    return std.id_number_valid(e, allow_legacy=True)
 
 
 def checks(

@@ -33,14 +33,26 @@ def id_birth_date(expr: pl.Expr) -> pl.Expr:
     return _clean(expr).str.slice(6, 8).str.to_date("%Y%m%d", strict=False)
 
 
-def id_number_valid(expr: pl.Expr) -> pl.Expr:
-    """GB 11643 18-digit number, exactly as python-stdnum's ``cn.ric.is_valid``."""
+def id_number_valid(expr: pl.Expr, allow_legacy: bool = False) -> pl.Expr:
+    """GB 11643 18-digit number, exactly as python-stdnum's ``cn.ric.is_valid``. With
+    ``allow_legacy`` a 15-digit number counts when its 18-digit conversion is valid; the
+    conversion shares the one weighted sum, so it costs almost nothing extra."""
     s = _clean(expr)
-    shaped = s.str.contains(r"^\d{17}[\dX]$")
-    check = _digits_weighted_sum(s.str.slice(0, 17), _ID_WEIGHTS) % 11
-    check_ok = check.replace_strict(_ID_CHECK, return_dtype=pl.String) == s.str.slice(17, 1)
-    birth = id_birth_date(s)
-    key = s.str.slice(0, 6).cast(pl.Int64, strict=False) * 10000 + birth.dt.year().cast(pl.Int64)
+    legacy = s.str.contains(r"^\d{15}$") & pl.lit(allow_legacy)  # s first: keeps the column name
+    first17 = (
+        pl.when(legacy)
+        .then(s.str.slice(0, 6) + "19" + s.str.slice(6, 9))
+        .otherwise(s.str.slice(0, 17))
+    )
+    shaped = legacy | s.str.contains(r"^\d{17}[\dX]$")
+    check = (_digits_weighted_sum(first17, _ID_WEIGHTS) % 11).replace_strict(
+        _ID_CHECK, return_dtype=pl.String
+    )
+    check_ok = legacy | (check == s.str.slice(17, 1))
+    birth = first17.str.slice(6, 8).str.to_date("%Y%m%d", strict=False)
+    key = first17.str.slice(0, 6).cast(pl.Int64, strict=False) * 10000 + birth.dt.year().cast(
+        pl.Int64
+    )
     return (
         shaped & check_ok & birth.is_not_null() & key.is_in(code_year_keys().implode())
     ).fill_null(False)
