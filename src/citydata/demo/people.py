@@ -20,7 +20,7 @@ from citydata.demo.city import (
     SHOP_WORDS,
 )
 from citydata.standards.divisions import code_year_keys
-from citydata.standards.expressions import _ID_CHECK, _ID_WEIGHTS, _digits_weighted_sum
+from citydata.standards.expressions import USCC_ALPHABET, credit_check_char, id_check_char
 
 REFERENCE_DAY = date(2026, 6, 30)  # "today" of the demo city, fixed so files never change
 PHONE_PREFIXES = [
@@ -97,11 +97,7 @@ def addresses(rng: np.random.Generator, district: np.ndarray) -> pl.Series:
 
 def id_numbers(division: pl.Series, born: pl.Series, seq: pl.Series) -> pl.Series:
     first17 = division + born.dt.strftime("%Y%m%d") + seq.cast(pl.String).str.zfill(3)
-    frame = pl.DataFrame({"f": first17})
-    check = (_digits_weighted_sum(pl.col("f"), _ID_WEIGHTS) % 11).replace_strict(
-        _ID_CHECK, return_dtype=pl.String
-    )
-    return frame.select(pl.col("f") + check).to_series()
+    return pl.DataFrame({"f": first17}).select(pl.col("f") + id_check_char(pl.col("f"))).to_series()
 
 
 def population(n: int, rng: np.random.Generator) -> pl.DataFrame:
@@ -163,30 +159,21 @@ def population(n: int, rng: np.random.Generator) -> pl.DataFrame:
 
 
 def legal_persons(people: pl.DataFrame, rng: np.random.Generator) -> pl.DataFrame:
-    from citydata.standards.expressions import _USCC_ALPHABET, _USCC_WEIGHTS
-
     n = max(len(people) // 10, 5)
     adults = people.filter(pl.col("birth_date") < date(REFERENCE_DAY.year - 20, 1, 1))
     rep = adults.sample(n, with_replacement=n > len(adults), seed=int(rng.integers(1 << 31)))
     district = pick(rng, [d[0] for d in DISTRICTS], n, [d[2] for d in DISTRICTS]).astype(str)
-    alphabet = np.array(list(_USCC_ALPHABET))
+    alphabet = np.array(list(USCC_ALPHABET))
     kind = pick(rng, ["91", "92", "93", "52"], n, [0.8, 0.15, 0.03, 0.02]).astype(str)
     body = rng.integers(0, 31, (n, 9))
     body[:, 0] = rng.integers(0, 10, n)  # organisation codes mostly start with a digit
     org = np.array(["".join(row) for row in alphabet[body]], dtype=object)
     first17 = pl.Series(kind) + pl.Series(district) + pl.Series(org).cast(pl.String)
-    values = {c: i for i, c in enumerate(_USCC_ALPHABET)}
-    frame = pl.DataFrame({"f": first17})
-    total = pl.sum_horizontal(
-        pl.col("f").str.slice(i, 1).replace_strict(values, return_dtype=pl.Int64) * w
-        for i, w in enumerate(_USCC_WEIGHTS)
+    codes = (
+        pl.DataFrame({"f": first17})
+        .select(pl.col("f") + credit_check_char(pl.col("f")))
+        .to_series()
     )
-    codes = frame.select(
-        pl.col("f")
-        + ((31 - total % 31) % 31).replace_strict(
-            dict(enumerate(_USCC_ALPHABET)), return_dtype=pl.String
-        )
-    ).to_series()
     industry = rng.integers(0, len(INDUSTRIES), n)
     word = np.array(list(SHOP_WORDS))
     trade = np.array(["".join(x) for x in word[rng.integers(0, len(word), (n, 2))]], dtype=object)

@@ -13,7 +13,7 @@ from citydata.standards.divisions import code_year_keys, known_codes
 
 _ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 _ID_CHECK = dict(enumerate("10X98765432"))
-_USCC_ALPHABET = "0123456789ABCDEFGHJKLMNPQRTUWXY"
+USCC_ALPHABET = "0123456789ABCDEFGHJKLMNPQRTUWXY"
 _USCC_WEIGHTS = (1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28)
 
 
@@ -22,6 +22,26 @@ def _digits_weighted_sum(head: pl.Expr, weights: tuple[int, ...]) -> pl.Expr:
     n = head.cast(pl.Int64, strict=False)
     size = len(weights)
     return pl.sum_horizontal(((n // 10 ** (size - 1 - i)) % 10) * w for i, w in enumerate(weights))
+
+
+def id_check_char(first17: pl.Expr) -> pl.Expr:
+    """The MOD 11-2 check character for the first 17 digits of an ID number."""
+    return (_digits_weighted_sum(first17, _ID_WEIGHTS) % 11).replace_strict(
+        _ID_CHECK, return_dtype=pl.String
+    )
+
+
+def credit_check_char(first17: pl.Expr) -> pl.Expr:
+    """The mod-31 check character for the first 17 characters of a credit code (null when one
+    of them is outside the code's alphabet)."""
+    values = {c: i for i, c in enumerate(USCC_ALPHABET)}
+    total = pl.sum_horizontal(
+        first17.str.slice(i, 1).replace_strict(values, default=None, return_dtype=pl.Int64) * w
+        for i, w in enumerate(_USCC_WEIGHTS)
+    )
+    return ((31 - total % 31) % 31).replace_strict(
+        dict(enumerate(USCC_ALPHABET)), return_dtype=pl.String
+    )
 
 
 def _clean(expr: pl.Expr) -> pl.Expr:
@@ -45,10 +65,7 @@ def id_number_valid(expr: pl.Expr, allow_legacy: bool = False) -> pl.Expr:
         .otherwise(s.str.slice(0, 17))
     )
     shaped = legacy | s.str.contains(r"^\d{17}[\dX]$")
-    check = (_digits_weighted_sum(first17, _ID_WEIGHTS) % 11).replace_strict(
-        _ID_CHECK, return_dtype=pl.String
-    )
-    check_ok = legacy | (check == s.str.slice(17, 1))
+    check_ok = legacy | (id_check_char(first17) == s.str.slice(17, 1))
     birth = first17.str.slice(6, 8).str.to_date("%Y%m%d", strict=False)
     key = first17.str.slice(0, 6).cast(pl.Int64, strict=False) * 10000 + birth.dt.year().cast(
         pl.Int64
@@ -67,24 +84,14 @@ def id_number_15_to_18(expr: pl.Expr) -> pl.Expr:
     Conversion does not validate: follow with ``id_number_valid``."""
     s = _clean(expr)
     first17 = s.str.slice(0, 6) + "19" + s.str.slice(6, 9)
-    check = (_digits_weighted_sum(first17, _ID_WEIGHTS) % 11).replace_strict(
-        _ID_CHECK, return_dtype=pl.String
-    )
-    return pl.when(s.str.contains(r"^\d{15}$")).then(first17 + check).otherwise(s)
+    return pl.when(s.str.contains(r"^\d{15}$")).then(first17 + id_check_char(first17)).otherwise(s)
 
 
 def credit_code_valid(expr: pl.Expr) -> pl.Expr:
     """GB 32100 unified social credit code, as python-stdnum's ``cn.uscc.is_valid``."""
     s = _clean(expr)
-    shaped = s.str.contains(rf"^\d{{8}}[{_USCC_ALPHABET}]{{10}}$")
-    values = {c: i for i, c in enumerate(_USCC_ALPHABET)}
-    total = pl.sum_horizontal(
-        s.str.slice(i, 1).replace_strict(values, default=None, return_dtype=pl.Int64) * w
-        for i, w in enumerate(_USCC_WEIGHTS)
-    )
-    expected = ((31 - total % 31) % 31).replace_strict(
-        dict(enumerate(_USCC_ALPHABET)), return_dtype=pl.String
-    )
+    shaped = s.str.contains(rf"^\d{{8}}[{USCC_ALPHABET}]{{10}}$")
+    expected = credit_check_char(s.str.slice(0, 17))
     return (shaped & (expected == s.str.slice(17, 1))).fill_null(False)
 
 
