@@ -403,7 +403,7 @@ def generate(
                     }
                 )
             )
-        by_rule = Counter(e["rule"] for e in errors if e["file"] == rel.as_posix() and e["rule"])
+        by_rule = Counter(item.rule for item in injected if item.rule)
         files.append(
             {
                 "path": rel.as_posix(),
@@ -417,7 +417,7 @@ def generate(
                 "expect": "accept",
             }
         )
-    files += _unreadable_files(out, sources, rng)
+    files += _unreadable_files(out, sources)
 
     catalog = build_catalog(sources, rng)
     (out / "catalog.json").write_text(
@@ -456,7 +456,7 @@ def generate(
     return manifest
 
 
-def _unreadable_files(out: Path, sources: list[Source], rng: np.random.Generator) -> list[dict]:
+def _unreadable_files(out: Path, sources: list[Source]) -> list[dict]:
     """Two files a department gets wrong: GBK bytes declared as UTF-8, and a required column missing."""
     csvs = [s for s in sources if s.fmt == "csv" and s.base_db == "none"]
     wrong, missing = csvs[0], csvs[1]
@@ -503,5 +503,4 @@ def _unreadable_files(out: Path, sources: list[Source], rng: np.random.Generator
             "column": required["label"],
         }
     )
-    del rng
     return result

@@ -77,7 +77,6 @@ def person_sources(people: pl.DataFrame, rng: np.random.Generator) -> list[Sourc
     sex_f = F("sex", "性别", "C", 1, enum=["男", "女"])
     birth_f = F("birth_date", "出生日期", "D", rules=["past_date"])
     phone_f = F("phone", "联系电话", "C", 20, sensitivity="personal", rules=["mobile"])
-    n = len(people)
     out = []
 
     def subset(share: float, where: pl.Expr | None = None) -> pl.DataFrame:
@@ -354,7 +353,6 @@ def person_sources(people: pl.DataFrame, rng: np.random.Generator) -> list[Sourc
             disagree=["name"],
         )
     )
-    del n
     return out
 
 
