@@ -463,15 +463,15 @@ def counts(session: Session) -> dict[str, Any]:
 
 def save_class(session: Session, entry: dict[str, Any], *, create: bool) -> ResourceClass:
     """Create or update one class (with its fields) through the same checks as an import."""
-    exists = get_class(session, entry.get("code", "")) is not None
-    if create and exists:
+    current = get_class(session, entry.get("code", ""))
+    if create and current is not None:
         raise CatalogProblems([Problem("class", 1, "信息资源代码", "exists", "信息资源代码已存在")])
-    if not create and not exists:
+    if not create and current is None:
         raise LookupError(entry.get("code"))
     units, classes, fields = rows_from_json({"units": [], "classes": [entry]})
     _, class_rows, field_rows = check(session, units, classes, fields)
-    if not create:
-        class_rows[0]["version"] = get_class(session, entry["code"]).version + 1
+    if current is not None:
+        class_rows[0]["version"] = current.version + 1
     apply(session, [], class_rows, field_rows)
     return get_class(session, entry["code"])
 
