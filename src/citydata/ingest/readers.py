@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import codecs
 import tempfile
+from contextlib import nullcontext
 from pathlib import Path
 
 import polars as pl
@@ -47,61 +48,62 @@ def file_format(path: Path, declared: str | None = None) -> str:
     return fmt
 
 
-def _decode_check(path: Path, encoding: str) -> str | None:
-    """Stream-decode the whole file; return an error text naming the line, or None."""
+def _decode(path: Path, encoding: str, target: Path | None = None) -> str | None:
+    """Decode the whole file strictly in 1 MiB steps (never held whole), writing UTF-8 to
+    ``target`` when given. Returns an error text naming the line, or None: checking and
+    transcoding are one pass."""
     decoder = codecs.getincrementaldecoder(encoding)()
     line = 1
-    with path.open("rb") as f:
-        while chunk := f.read(1 << 20):
+    with (
+        path.open("rb") as src,
+        target.open("w", encoding="utf-8") if target else nullcontext() as dst,
+    ):
+        while chunk := src.read(1 << 20):
             try:
-                line += decoder.decode(chunk).count("\n")
+                text = decoder.decode(chunk)
             except UnicodeDecodeError as exc:
                 line += chunk[: exc.start].count(b"\n")
                 return f"第 {line} 行附近的字节不是 {encoding} 编码"
+            line += text.count("\n")
+            if dst:
+                dst.write(text)
         try:
-            decoder.decode(b"", final=True)
+            tail = decoder.decode(b"", final=True)
         except UnicodeDecodeError:
             return f"文件末尾不是完整的 {encoding} 字符"
+        if dst:
+            dst.write(tail)
     return None
 
 
-def detect_encoding(path: Path) -> str:
+def _utf8_source(path: Path, encoding: str | None, target: Path) -> tuple[Path, str]:
+    """The file itself when it is plain UTF-8, else its UTF-8 transcoding at ``target``; with the
+    encoding declared, or detected (BOM, UTF-8, GB18030 — a superset of GBK — then a guess)."""
+    if encoding:
+        encoding = ENCODINGS.get(encoding.lower(), encoding.lower())
+        source = path if encoding == "utf-8" else target
+        problem = _decode(path, encoding, None if source == path else target)
+        if problem:
+            raise UnreadableFile(f"{path.name}: 文件不是声明的编码 {encoding}：{problem}")
+        return source, encoding
     with path.open("rb") as f:
-        head = f.read(4)
+        head = f.read(1 << 20)
     if head.startswith(codecs.BOM_UTF8):
-        return "utf-8-sig"
-    if _decode_check(path, "utf-8") is None:
-        return "utf-8"
-    if _decode_check(path, "gb18030") is None:
-        return "gb18030"  # a superset of GBK and GB2312
-    with path.open("rb") as f:
-        guess = from_bytes(f.read(1 << 20)).best()
-    if guess is None:
-        raise UnreadableFile(f"{path.name}: 无法判断文件编码（不是 UTF-8、GBK 或 GB18030）")
-    return guess.encoding
-
-
-def _to_utf8(path: Path, encoding: str, folder: Path) -> Path:
-    """Transcode in 1 MiB steps, so a file larger than memory is never held whole."""
-    target = folder / "utf8.csv"
-    decoder = codecs.getincrementaldecoder(encoding)()
-    with path.open("rb") as src, target.open("w", encoding="utf-8") as dst:
-        while chunk := src.read(1 << 20):
-            dst.write(decoder.decode(chunk))
-        dst.write(decoder.decode(b"", final=True))
-    return target
+        candidates = ["utf-8-sig"]
+    else:
+        if _decode(path, "utf-8") is None:
+            return path, "utf-8"
+        guess = from_bytes(head).best()
+        candidates = ["gb18030"] + ([guess.encoding] if guess else [])
+    for candidate in candidates:
+        if _decode(path, candidate, target) is None:
+            return target, candidate
+    raise UnreadableFile(f"{path.name}: 无法判断文件编码（不是 UTF-8、GBK 或 GB18030）")
 
 
 def read_csv(path: Path, encoding: str | None) -> tuple[pl.DataFrame, str]:
-    if encoding:
-        encoding = ENCODINGS.get(encoding.lower(), encoding.lower())
-        problem = _decode_check(path, encoding)
-        if problem:
-            raise UnreadableFile(f"{path.name}: 文件不是声明的编码 {encoding}：{problem}")
-    else:
-        encoding = detect_encoding(path)
     with tempfile.TemporaryDirectory() as folder:
-        source = path if encoding == "utf-8" else _to_utf8(path, encoding, Path(folder))
+        source, encoding = _utf8_source(path, encoding, Path(folder) / "utf8.csv")
         try:
             frame = pl.read_csv(source, infer_schema=False)
         except pl.exceptions.PolarsError as exc:
@@ -144,7 +146,7 @@ def read_file(
     elif fmt == "xlsx":
         frame, encoding = read_xlsx(path), None
     elif fmt == "jsonl":
-        problem = _decode_check(path, "utf-8")
+        problem = _decode(path, "utf-8")
         if problem:
             raise UnreadableFile(f"{path.name}: JSON Lines 必须是 UTF-8：{problem}")
         try:
