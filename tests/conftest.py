@@ -19,6 +19,15 @@ from citydata.db.migrate import upgrade
 
 SAMPLE = Path(__file__).parents[1] / "src/citydata/catalog/sample/catalog.json"
 PG_URL = os.environ.get("CITYDATA_TEST_DATABASE_URL")
+SEVEN_BASES = {
+    "population",
+    "legal_person",
+    "spatial",
+    "city_component",
+    "housing",
+    "economy",
+    "event",
+}
 
 
 def _pg_admin():

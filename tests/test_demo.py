@@ -13,6 +13,7 @@ from openpyxl import load_workbook
 from citydata.demo.generate import generate
 from citydata.standards import expressions as e
 from citydata.standards import is_valid_credit_code, is_valid_id_number, normalise_id_number
+from conftest import SEVEN_BASES
 
 PEOPLE = 3000
 
@@ -56,15 +57,7 @@ def test_counts_meet_the_seed_targets(city):
     } <= formats
     sharing = {c["share_type"] for c in catalog["classes"]}
     assert sharing == {"unconditional", "conditional", "none"}
-    assert {c["base_db"] for c in catalog["classes"]} >= {
-        "population",
-        "legal_person",
-        "spatial",
-        "city_component",
-        "housing",
-        "economy",
-        "event",
-    }
+    assert {c["base_db"] for c in catalog["classes"]} >= SEVEN_BASES
     people = pl.read_parquet(directory / "truth/people.parquet")
     assert len(people) == PEOPLE and people["id_number"].n_unique() == PEOPLE
 
