@@ -22,28 +22,21 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "src/citydata/catalog/sample/catalog.json"
+POPULATION = "101001/00001"
 
 
 def make_csv(rows: int, path: Path) -> None:
-    from citydata.demo.people import population
-
-    people = population(rows, np.random.default_rng(1))
-    people.select(
-        pl_col("id_number", "公民身份号码"),
-        pl_col("name", "姓名"),
-        pl_col("sex", "性别"),
-        pl_col("birth_date", "出生日期"),
-        pl_col("ethnicity", "民族"),
-        pl_col("division", "户籍地行政区划"),
-        pl_col("address", "户籍地址"),
-        pl_col("phone", "联系电话"),
-    ).write_csv(path)
-
-
-def pl_col(name: str, label: str):  # noqa: ANN201
+    """The demo population as the household register sends it: the sample class's Chinese headers."""
     import polars as pl
 
-    return pl.col(name).cast(pl.String).alias(label)
+    from citydata.demo.people import population
+
+    population_class = next(
+        c for c in json.loads(SAMPLE.read_text())["classes"] if c["code"] == POPULATION
+    )
+    labels = {f["name"]: f["label"] for f in population_class["fields"]}
+    people = population(rows, np.random.default_rng(1))
+    people.select(pl.col(list(labels)).cast(pl.String)).rename(labels).write_csv(path)
 
 
 def timed(cmd: list[str], env: dict | None = None) -> tuple[float, str]:
@@ -70,7 +63,7 @@ def main() -> None:
         subprocess.run(
             [citydata, "catalog", "import", str(SAMPLE)], env=env, check=True, capture_output=True
         )
-        ours, out = timed([citydata, "ingest", str(csv), "--class", "101001/00001", "--json"], env)
+        ours, out = timed([citydata, "ingest", str(csv), "--class", POPULATION, "--json"], env)
         peak_mib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
         report = json.loads(out)
         bare, _ = timed(["sqlite3", str(work / "bare.db"), ".mode csv", f".import {csv} bare"])
