@@ -63,3 +63,16 @@ def test_sqlite_runs_in_wal_mode_with_foreign_keys(store):
     with store.engine.connect() as conn:
         assert conn.execute(text("PRAGMA journal_mode")).scalar() == "wal"
         assert conn.execute(text("PRAGMA foreign_keys")).scalar() == 1
+
+
+def test_init_refuses_a_short_admin_password_with_a_message(tmp_path, monkeypatch):
+    from citydata import cli_common
+
+    monkeypatch.setenv("CITYDATA_DATABASE_URL", f"sqlite:///{tmp_path}/short.db")
+    monkeypatch.setenv("CITYDATA_ADMIN_PASSWORD", "short")
+    cli_common.store.cache_clear()
+    result = CliRunner().invoke(app, ["init"])
+    assert result.exit_code == 1
+    assert "CITYDATA_ADMIN_PASSWORD" in result.output and "至少 8 位" in result.output
+    assert "Traceback" not in result.output
+    cli_common.store.cache_clear()

@@ -279,7 +279,7 @@ def test_unreadable_files_fail_the_batch_and_write_nothing(store, sample_catalog
 def test_a_batch_killed_midway_leaves_no_rows_and_is_marked_interrupted(
     store, sample_catalog, tmp_path
 ):
-    n = 300_000
+    n = 1_000_000  # several seconds of work: the kill lands before the commit
     big = pl.DataFrame(
         {
             "公民身份号码": [GOOD[0][0]] * n,

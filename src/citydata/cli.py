@@ -6,7 +6,7 @@ import typer
 
 from citydata.accounts.cli import user_app
 from citydata.catalog.cli import catalog_app, unit_app
-from citydata.cli_common import out, store
+from citydata.cli_common import fail, out, store
 from citydata.config import Settings
 from citydata.demo.cli import demo_app
 from citydata.ingest.cli import batch_app, ingest_cmd, quality_cmd
@@ -24,7 +24,7 @@ app.command("quality")(quality_cmd)
 @app.command()
 def init() -> None:
     """Create or upgrade the schema and the first administrator. Safe to run again."""
-    from citydata.accounts.service import ensure_admin
+    from citydata.accounts.service import AccountError, ensure_admin
     from citydata.db.migrate import upgrade
 
     db = store()
@@ -33,8 +33,11 @@ def init() -> None:
         out.print(f"数据库已是最新版本 {after}（{db.url}）", highlight=False)
     else:
         out.print(f"数据库已升级：{before or '空'} → {after}（{db.url}）", highlight=False)
-    with db.session() as session:
-        admin, generated = ensure_admin(session, Settings.from_env().admin_password)
+    try:
+        with db.session() as session:
+            admin, generated = ensure_admin(session, Settings.from_env().admin_password)
+    except AccountError as exc:
+        fail(f"CITYDATA_ADMIN_PASSWORD: {exc}")
     if generated:
         out.print(
             f"已创建管理员 {admin.username}，初始密码（只显示这一次）：{generated}", highlight=False

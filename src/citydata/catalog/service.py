@@ -12,7 +12,6 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from openpyxl import Workbook, load_workbook
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session, selectinload
 
@@ -75,6 +74,8 @@ def rows_from_json(doc: dict[str, Any]) -> tuple[list[RawRow], list[RawRow], lis
 
 def rows_from_xlsx(data: bytes) -> tuple[list[RawRow], list[RawRow], list[RawRow]]:
     try:
+        from openpyxl import load_workbook  # imported when used: keeps every CLI call quick
+
         book = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
     except Exception as exc:  # openpyxl raises many kinds for a file that is not a workbook
         raise CatalogProblems(
@@ -345,6 +346,8 @@ def _cell(column: Column, value: Any) -> Any:
 
 def export_xlsx(session: Session) -> bytes:
     doc = export_json(session)
+    from openpyxl import Workbook
+
     book = Workbook()
     book.remove(book.active)
     field_rows = [{**f, "class_code": c["code"]} for c in doc["classes"] for f in c["fields"]]

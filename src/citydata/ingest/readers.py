@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import codecs
 import tempfile
-from contextlib import nullcontext
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass
 from pathlib import Path
 
 import polars as pl
@@ -101,16 +103,6 @@ def _utf8_source(path: Path, encoding: str | None, target: Path) -> tuple[Path, 
     raise UnreadableFile(f"{path.name}: 无法判断文件编码（不是 UTF-8、GBK 或 GB18030）")
 
 
-def read_csv(path: Path, encoding: str | None) -> tuple[pl.DataFrame, str]:
-    with tempfile.TemporaryDirectory() as folder:
-        source, encoding = _utf8_source(path, encoding, Path(folder) / "utf8.csv")
-        try:
-            frame = pl.read_csv(source, infer_schema=False)
-        except pl.exceptions.PolarsError as exc:
-            raise UnreadableFile(f"{path.name}: 不是有效的 CSV：{exc}") from exc
-    return frame, encoding
-
-
 def _cell_text(value: object) -> str | None:
     if value is None or value == "":
         return None
@@ -136,32 +128,79 @@ def read_xlsx(path: Path) -> pl.DataFrame:
     return pl.DataFrame(body, schema={h: pl.String for h in header}, orient="row")
 
 
-def read_file(
-    path: Path, declared_format: str | None = None, encoding: str | None = None
-) -> tuple[pl.DataFrame, str | None]:
-    """(frame of text columns, encoding used)."""
-    fmt = file_format(path, declared_format)
-    if fmt == "csv":
-        frame, encoding = read_csv(path, encoding)
-    elif fmt == "xlsx":
-        frame, encoding = read_xlsx(path), None
-    elif fmt == "jsonl":
-        problem = _decode(path, "utf-8")
-        if problem:
-            raise UnreadableFile(f"{path.name}: JSON Lines 必须是 UTF-8：{problem}")
-        try:
-            frame = pl.read_ndjson(path, infer_schema_length=None)
-        except pl.exceptions.PolarsError as exc:
-            raise UnreadableFile(f"{path.name}: 不是有效的 JSON Lines：{exc}") from exc
-        encoding = "utf-8"
-    else:
-        try:
-            frame = pl.read_parquet(path)
-        except (pl.exceptions.PolarsError, OSError) as exc:
-            raise UnreadableFile(f"{path.name}: 不是有效的 Parquet：{exc}") from exc
-        encoding = None
-    frame = frame.select(
+CHUNK_ROWS = 250_000
+
+
+def _tidy(frame: pl.DataFrame) -> pl.DataFrame:
+    """Text columns, surrounding blanks stripped, empty cells as null, headers trimmed."""
+    return frame.select(
         pl.col(c).cast(pl.String).str.strip_chars().replace("", None).alias(str(c).strip())
         for c in frame.columns
     )
-    return frame, encoding
+
+
+def _readable(path: Path, batches: Iterator[pl.DataFrame], what: str) -> Iterator[pl.DataFrame]:
+    """A reading error met part-way through becomes UnreadableFile naming the file."""
+    try:
+        yield from batches
+    except (pl.exceptions.PolarsError, OSError) as exc:
+        raise UnreadableFile(f"{path.name}: 不是有效的 {what}：{exc}") from exc
+
+
+@dataclass
+class Source:
+    """An opened department file: its header, the encoding used, and its rows in chunks of text
+    columns (a large CSV or Parquet file is never held whole)."""
+
+    columns: list[str]
+    encoding: str | None
+    batches: Iterator[pl.DataFrame]
+
+    def chunks(self) -> Iterator[pl.DataFrame]:
+        for batch in self.batches:
+            if batch.height:
+                yield _tidy(batch)
+
+
+@contextmanager
+def open_source(
+    path: Path,
+    declared_format: str | None = None,
+    encoding: str | None = None,
+    chunk_rows: int = CHUNK_ROWS,
+) -> Iterator[Source]:
+    fmt = file_format(path, declared_format)
+    with tempfile.TemporaryDirectory() as folder:
+        if fmt == "csv":
+            source, encoding = _utf8_source(path, encoding, Path(folder) / "utf8.csv")
+            lazy = pl.scan_csv(source, infer_schema=False)
+            try:
+                columns = lazy.collect_schema().names()
+            except pl.exceptions.PolarsError as exc:
+                raise UnreadableFile(f"{path.name}: 不是有效的 CSV：{exc}") from exc
+            batches = _readable(path, lazy.collect_batches(chunk_size=chunk_rows), "CSV")
+        elif fmt == "parquet":
+            lazy = pl.scan_parquet(path)
+            try:
+                columns = lazy.collect_schema().names()
+            except (pl.exceptions.PolarsError, OSError) as exc:
+                raise UnreadableFile(f"{path.name}: 不是有效的 Parquet：{exc}") from exc
+            batches = _readable(path, lazy.collect_batches(chunk_size=chunk_rows), "Parquet")
+            encoding = None
+        else:  # Excel sheets and JSON Lines files from departments are small enough to read whole
+            if fmt == "xlsx":
+                frame, encoding = read_xlsx(path), None
+            else:
+                frame, encoding = read_jsonl(path), "utf-8"
+            columns, batches = frame.columns, frame.iter_slices(chunk_rows)
+        yield Source([str(c).strip() for c in columns], encoding, batches)
+
+
+def read_jsonl(path: Path) -> pl.DataFrame:
+    problem = _decode(path, "utf-8")
+    if problem:
+        raise UnreadableFile(f"{path.name}: JSON Lines 必须是 UTF-8：{problem}")
+    try:
+        return pl.read_ndjson(path, infer_schema_length=None)
+    except pl.exceptions.PolarsError as exc:
+        raise UnreadableFile(f"{path.name}: 不是有效的 JSON Lines：{exc}") from exc

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import polars as pl
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
 from citydata.catalog import vocab
@@ -25,8 +25,8 @@ from citydata.db.base import utcnow
 from citydata.db.engine import Store
 from citydata.ingest import staging
 from citydata.ingest.models import Batch, Reject
-from citydata.ingest.readers import UnreadableFile, read_file
-from citydata.ingest.validate import ROW, validate
+from citydata.ingest.readers import UnreadableFile, open_source
+from citydata.ingest.validate import ROW, BatchKeys, Checked, validate
 
 MODES = ("append", "upsert", "replace", "delete")
 Progress = Callable[[str, int, int], None]
@@ -107,62 +107,66 @@ def _class(session: Session, code: str) -> ResourceClass:
 
 
 def _match_columns(
-    frame: pl.DataFrame, rc: ResourceClass, mode: str, name: str
-) -> tuple[pl.DataFrame, list[str]]:
-    """Rename columns to field names (by name or Chinese label); refuse missing required ones."""
+    columns: list[str], rc: ResourceClass, mode: str, name: str
+) -> tuple[dict[str, str], list[str]]:
+    """Header → field names (by name or Chinese label), and the columns no field claims; refuses a
+    header that lacks a required column or names one field twice."""
     by_header = {f.label: f.name for f in rc.fields} | {f.name: f.name for f in rc.fields}
-    renames = {c: by_header[c] for c in frame.columns if c in by_header}
-    unknown = [c for c in frame.columns if c not in by_header]
+    renames = {c: by_header[c] for c in columns if c in by_header}
+    unknown = [c for c in columns if c not in by_header]
     needed = [f for f in rc.fields if (f.is_key if mode == "delete" else f.required)]
     missing = [f for f in needed if f.name not in renames.values()]
     if missing:
-        columns = "、".join(f"「{f.label}」({f.name})" for f in missing)
-        raise UnreadableFile(f"{name}: 缺少必需的列 {columns}")
+        listed = "、".join(f"「{f.label}」({f.name})" for f in missing)
+        raise UnreadableFile(f"{name}: 缺少必需的列 {listed}")
     seen = list(renames.values())
     if len(set(seen)) != len(seen):
         raise UnreadableFile(f"{name}: 有两列对应同一个信息项，请删去重复的列")
-    return frame.select(list(renames)).rename(renames), unknown
+    return renames, unknown
+
+
+class Tally:
+    """What the quality report needs, summed chunk by chunk."""
+
+    def __init__(self, names: list[str]):
+        self.names = names
+        self.rows = self.accepted = self.rejected_rows = 0
+        self.filled = dict.fromkeys(names, 0)
+        self.failures: dict[str, dict[str, int]] = {}
+        self.first_rejects: list[dict] = []
+
+    def add(self, frame: pl.DataFrame, checked: Checked) -> None:
+        self.rows += frame.height
+        self.accepted += checked.accepted.height
+        present = [c for c in self.names if c in frame.columns]
+        if present and frame.height:
+            counts = frame.select(pl.col(c).count() for c in present).row(0)
+            for c, n in zip(present, counts, strict=True):
+                self.filled[c] += n
+        rejects = checked.rejects
+        if rejects.height:
+            self.rejected_rows += rejects["row"].n_unique()
+            for fld, rule, n in rejects.group_by("field", "rule").len().iter_rows():
+                by_rule = self.failures.setdefault(fld, {})
+                by_rule[rule] = by_rule.get(rule, 0) + n
+            self.first_rejects += rejects.head(20 - len(self.first_rejects)).to_dicts()
 
 
 def _quality(
-    frame: pl.DataFrame,
-    rejects: pl.DataFrame,
-    rc: ResourceClass,
-    keys: list[str],
-    previous: datetime | None,
-    now: datetime,
+    tally: Tally, keys: BatchKeys, rc: ResourceClass, previous: datetime | None, now: datetime
 ) -> dict[str, Any]:
-    n = frame.height
-    failures: dict[str, dict[str, int]] = {}
-    for fld, rule, count in (
-        rejects.group_by("field", "rule").len().sort("field", "rule").iter_rows()
-    ):
-        failures.setdefault(fld, {})[rule] = count
-    names = [f.name for f in rc.fields if f.name in frame.columns]
-    completeness = {}
-    if n:
-        row = frame.select(pl.col(c).is_not_null().mean() for c in names).row(0)
-        completeness = {c: round(float(v), 4) for c, v in zip(names, row, strict=True)}
-    for f in rc.fields:
-        completeness.setdefault(f.name, 0.0)
-    keyed = (
-        frame.filter(pl.all_horizontal(pl.col(k).is_not_null() for k in keys))
-        if keys and n
-        else frame
-    )
-    uniqueness = (
-        round(keyed.select(keys).n_unique() / keyed.height, 4) if keys and keyed.height else 1.0
-    )
+    n = tally.rows
+    completeness = {c: round(tally.filled[c] / n, 4) if n else 0.0 for c in tally.names}
+    uniqueness = round(keys.distinct() / keys.keyed_rows, 4) if keys.keyed_rows else 1.0
     cycle = vocab.CYCLE_DAYS.get(rc.update_cycle)
     since = (now - previous).days if previous else None
     timely = since is None or cycle is None or since <= cycle
-    rejected_rows = rejects["row"].n_unique() if rejects.height else 0
-    validity = round((n - rejected_rows) / n, 4) if n else 1.0
+    validity = round((n - tally.rejected_rows) / n, 4) if n else 1.0
     mean_complete = sum(completeness.values()) / len(completeness) if completeness else 1.0
     return {
         "rows_read": n,
-        "rows_rejected": rejected_rows,
-        "failures": failures,
+        "rows_rejected": tally.rejected_rows,
+        "failures": {f: dict(sorted(r.items())) for f, r in sorted(tally.failures.items())},
         "completeness": completeness,
         "validity": validity,
         "key_uniqueness": uniqueness,
@@ -247,20 +251,46 @@ def ingest(
     report = Report(batch_id, "failed", name, class_code, mode)
     try:
         step("读取", 0, 0)
-        raw, report.encoding = read_file(path, encoding=encoding)
-        frame, unknown = _match_columns(raw, rc, mode, name)
-        frame = frame.with_row_index(ROW, offset=1).with_columns(pl.col(ROW).cast(pl.Int64))
-        report.rows_read = frame.height
-        step("校验", 0, frame.height)
-        check_fields = [f for f in fields if f.is_key] if mode == "delete" else fields
-        checked = validate(frame, check_fields, keys, today)
-        step("写入", 0, checked.accepted.height)
-        now = datetime.now(UTC)
-        quality = _quality(frame, checked.rejects, rc, keys, _aware(previous), now)
-        if unknown:
-            quality["ignored_columns"] = unknown
-        removed = _stage(store, rc, batch_id, mode, keys, checked, quality, report)
-        step("完成", checked.accepted.height, checked.accepted.height)
+        with open_source(path, encoding=encoding) as source:
+            report.encoding = source.encoding
+            renames, unknown = _match_columns(source.columns, rc, mode, name)
+            check_fields = [f for f in fields if f.is_key] if mode == "delete" else fields
+            batch_keys = BatchKeys(keys)
+            tally = Tally([f.name for f in fields])
+            with staging.BatchWriter(store.engine, rc, mode, keys) as writer:
+                for chunk in source.chunks():
+                    frame = (
+                        chunk.select(list(renames))
+                        .rename(renames)
+                        .with_row_index(ROW, offset=tally.rows + 1)
+                        .with_columns(pl.col(ROW).cast(pl.Int64))
+                    )
+                    checked = validate(frame, check_fields, batch_keys, today)
+                    tally.add(frame, checked)
+                    writer.write(
+                        checked.accepted.with_columns(pl.lit(batch_id).alias(staging.BATCH)),
+                        checked.rejects.with_columns(pl.lit(batch_id).alias("batch_id")),
+                        Reject.__table__,
+                    )
+                    step("校验并写入", tally.rows, 0)
+                quality = _quality(tally, batch_keys, rc, _aware(previous), datetime.now(UTC))
+                if unknown:
+                    quality["ignored_columns"] = unknown
+                report.message = f"已接收 {tally.accepted} 行，拒收 {tally.rejected_rows} 行"
+                writer.commit(
+                    Batch.__table__,
+                    batch_id,
+                    {
+                        "status": "committed",
+                        "rows_read": tally.rows,
+                        "rows_accepted": tally.accepted,
+                        "rows_rejected": tally.rejected_rows,
+                        "report": quality,
+                        "message": report.message,
+                        "finished_at": utcnow(),
+                    },
+                )
+        step("完成", tally.rows, tally.rows)
     except UnreadableFile as exc:
         _finish(store, batch_id, "failed", str(exc))
         report.message = str(exc)
@@ -269,12 +299,12 @@ def ingest(
         _finish(store, batch_id, "failed", f"处理失败，未写入任何数据：{exc!r}")
         raise
     report.status = "committed"
-    report.rows_accepted = checked.accepted.height
-    report.rows_rejected = quality["rows_rejected"]
-    report.rows_removed = removed
-    report.rejections = checked.rejects.head(20).to_dicts()
+    report.rows_read = tally.rows
+    report.rows_accepted = tally.accepted
+    report.rows_rejected = tally.rejected_rows
+    report.rows_removed = writer.removed
+    report.rejections = tally.first_rejects
     report.quality = quality
-    report.message = f"已接收 {report.rows_accepted} 行，拒收 {report.rows_rejected} 行"
     return report
 
 
@@ -282,48 +312,6 @@ def _aware(moment: datetime | None) -> datetime | None:
     if moment is not None and moment.tzinfo is None:
         return moment.replace(tzinfo=UTC)  # SQLite hands back naive UTC
     return moment
-
-
-def _stage(
-    store: Store,
-    rc: ResourceClass,
-    batch_id: int,
-    mode: str,
-    keys: list[str],
-    checked,  # noqa: ANN001
-    quality: dict,
-    report: Report,
-) -> int:
-    """Everything the batch changes, in one transaction."""
-    accepted = checked.accepted.with_columns(pl.lit(batch_id).alias(staging.BATCH))
-    with store.engine.begin() as conn:
-        table = staging.ensure_table(conn, rc)
-        removed = 0
-        if mode == "replace":
-            removed = staging.clear(conn, table)
-        elif mode in {"upsert", "delete"}:
-            removed = staging.delete_keys(conn, table, keys, accepted)
-        if mode != "delete":
-            staging.insert_frame(conn, table, accepted)
-        if checked.rejects.height:
-            conn.execute(
-                insert(Reject), checked.rejects.with_columns(batch_id=pl.lit(batch_id)).to_dicts()
-            )
-        conn.execute(
-            Batch.__table__.update()
-            .where(Batch.id == batch_id)
-            .values(
-                status="committed",
-                rows_read=report.rows_read,
-                rows_accepted=accepted.height,
-                rows_rejected=quality["rows_rejected"],
-                rows_removed=removed,
-                report=quality,
-                message=f"已接收 {accepted.height} 行，拒收 {quality['rows_rejected']} 行",
-                finished_at=utcnow(),
-            )
-        )
-    return removed
 
 
 def _finish(store: Store, batch_id: int, status: str, message: str) -> None:

@@ -18,10 +18,10 @@ ROW = "_row"
 
 
 def as_date(e: pl.Expr) -> pl.Expr:
+    """2024-05-01, 2024/05/01 or 20240501 (null otherwise)."""
+    dashed = e.str.replace_all("/", "-", literal=True)
     return pl.coalesce(
-        e.str.to_date("%Y-%m-%d", strict=False),
-        e.str.to_date("%Y/%m/%d", strict=False),
-        e.str.to_date("%Y%m%d", strict=False),
+        dashed.str.to_date("%Y-%m-%d", strict=False), e.str.to_date("%Y%m%d", strict=False)
     )
 
 
@@ -86,6 +86,35 @@ def checks(
     return out
 
 
+class BatchKeys:
+    """The business keys seen so far in a batch, so that a key repeated in a later chunk of the
+    same file is caught as surely as one repeated inside a chunk."""
+
+    def __init__(self, keys: list[str]):
+        self.keys = keys
+        self.seen = pl.DataFrame(schema={"key": pl.String})
+        self.keyed_rows = 0
+
+    def repeated(self, frame: pl.DataFrame) -> pl.Series:
+        """True for each row whose complete key appeared earlier in the batch; remembers them."""
+        key = pl.concat_str([pl.col(k) for k in self.keys], separator="\x1f").alias("key")
+        keyed = frame.select(key).join(
+            self.seen.with_columns(earlier=pl.lit(True)),
+            on="key",
+            how="left",
+            maintain_order="left",
+        )
+        present = keyed["key"].is_not_null()
+        repeated = present & (keyed["earlier"].fill_null(False) | ~keyed["key"].is_first_distinct())
+        new = keyed.filter(present & keyed["earlier"].is_null()).select("key").unique()
+        self.seen = pl.concat([self.seen, new], rechunk=False)
+        self.keyed_rows += int(present.sum())
+        return repeated
+
+    def distinct(self) -> int:
+        return self.seen.height
+
+
 @dataclass
 class Checked:
     accepted: pl.DataFrame  # _row + field columns
@@ -93,9 +122,14 @@ class Checked:
 
 
 def validate(
-    frame: pl.DataFrame, fields: list[Field], keys: list[str], today: date | None = None
+    frame: pl.DataFrame,
+    fields: list[Field],
+    batch_keys: BatchKeys | None = None,
+    today: date | None = None,
 ) -> Checked:
-    """Check every row against every rule; a row with any failure is rejected, with each failure."""
+    """Check every row against every rule; a row with any failure is rejected, with each failure.
+    With ``batch_keys`` a business key already met in the batch (or earlier in this frame) fails
+    as ``duplicate_key``."""
     today = today or date.today()
     failures = [
         (f.name, rule, expr.fill_null(False).alias(f"{f.name}\x1f{rule}"))
@@ -103,28 +137,24 @@ def validate(
         if f.name in frame.columns
         for rule, expr in checks(f, today)
     ]
-    if keys:
-        key_present = pl.all_horizontal(pl.col(k).is_not_null() for k in keys)
-        dup = key_present & ~pl.struct(keys).is_first_distinct()
-        failures.append((keys[0], "duplicate_key", dup.alias(f"{keys[0]}\x1fduplicate_key")))
-    flags = frame.select(pl.col(ROW), *[expr for *_, expr in failures])
+    if batch_keys and batch_keys.keys:
+        first = batch_keys.keys[0]
+        dup = pl.lit(batch_keys.repeated(frame))
+        failures.append((first, "duplicate_key", dup.alias(f"{first}\x1fduplicate_key")))
     names = [expr.meta.output_name() for *_, expr in failures]
-    bad = flags.select(pl.any_horizontal(names) if names else pl.lit(False)).to_series()
+    flagged = frame.with_columns(expr for *_, expr in failures)
+    bad = flagged.select(pl.any_horizontal(names) if names else pl.lit(False)).to_series()
     accepted = frame.filter(~bad)
-    parts = []
-    for (field, rule, _), name in zip(failures, names, strict=True):
-        rows = flags.filter(pl.col(name)).select(ROW)
-        if rows.height:
-            parts.append(
-                rows.join(
-                    frame.select(ROW, pl.col(field).alias("value")), on=ROW, how="left"
-                ).select(
-                    pl.col(ROW).alias("row"),
-                    pl.lit(field).alias("field"),
-                    pl.lit(rule).alias("rule"),
-                    "value",
-                )
-            )
+    parts = [
+        flagged.filter(pl.col(name)).select(
+            pl.col(ROW).alias("row"),
+            pl.lit(field).alias("field"),
+            pl.lit(rule).alias("rule"),
+            pl.col(field).alias("value"),
+        )
+        for (field, rule, _), name in zip(failures, names, strict=True)
+    ]
+    parts = [p for p in parts if p.height]
     schema = {"row": pl.Int64, "field": pl.String, "rule": pl.String, "value": pl.String}
     rejects = pl.concat(parts).sort("row", "field") if parts else pl.DataFrame(schema=schema)
     return Checked(accepted, rejects.cast(schema))

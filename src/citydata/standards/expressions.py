@@ -18,10 +18,19 @@ _USCC_WEIGHTS = (1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28)
 
 
 def _digits_weighted_sum(head: pl.Expr, weights: tuple[int, ...]) -> pl.Expr:
-    """Sum of digit*weight over a column of digit strings, using integer arithmetic."""
-    n = head.cast(pl.Int64, strict=False)
+    """Sum of digit*weight over a column of digit strings, using integer arithmetic. The digits
+    are peeled off one materialised integer column: as a plain expression Polars would
+    re-evaluate ``head`` once per digit."""
     size = len(weights)
-    return pl.sum_horizontal(((n // 10 ** (size - 1 - i)) % 10) * w for i, w in enumerate(weights))
+    n = pl.col("n")
+    total = pl.sum_horizontal(((n // 10 ** (size - 1 - i)) % 10) * w for i, w in enumerate(weights))
+
+    def weighted(numbers: pl.Series) -> pl.Series:
+        return numbers.to_frame("n").select(total).to_series().alias(numbers.name)
+
+    return head.cast(pl.Int64, strict=False).map_batches(
+        weighted, return_dtype=pl.Int64, is_elementwise=False
+    )
 
 
 def id_check_char(first17: pl.Expr) -> pl.Expr:
@@ -48,6 +57,20 @@ def _clean(expr: pl.Expr) -> pl.Expr:
     return expr.cast(pl.String).str.strip_chars().str.to_uppercase()
 
 
+def _in_steps(expr: pl.Expr, steps: list[dict[str, pl.Expr]], dtype: pl.DataType) -> pl.Expr:
+    """Evaluate named steps one after another over the cleaned values ``v``, each step's columns
+    materialised before the next reads them; the last step's last column is the result. As one
+    nested expression Polars would re-evaluate every shared part at each use."""
+
+    def run(series: pl.Series) -> pl.Series:
+        frame = series.to_frame("v").select(_clean(pl.col("v")))
+        for step in steps:
+            frame = frame.with_columns(**step)
+        return frame.get_column(list(steps[-1])[-1]).alias(series.name)
+
+    return expr.map_batches(run, return_dtype=dtype, is_elementwise=False)
+
+
 def id_birth_date(expr: pl.Expr) -> pl.Expr:
     """Birth date carried by an 18-digit number (null when not a real date)."""
     return _clean(expr).str.slice(6, 8).str.to_date("%Y%m%d", strict=False)
@@ -57,22 +80,27 @@ def id_number_valid(expr: pl.Expr, allow_legacy: bool = False) -> pl.Expr:
     """GB 11643 18-digit number, exactly as python-stdnum's ``cn.ric.is_valid``. With
     ``allow_legacy`` a 15-digit number counts when its 18-digit conversion is valid; the
     conversion shares the one weighted sum, so it costs almost nothing extra."""
-    s = _clean(expr)
-    legacy = s.str.contains(r"^\d{15}$") & pl.lit(allow_legacy)  # s first: keeps the column name
-    first17 = (
-        pl.when(legacy)
-        .then(s.str.slice(0, 6) + "19" + s.str.slice(6, 9))
-        .otherwise(s.str.slice(0, 17))
-    )
-    shaped = legacy | s.str.contains(r"^\d{17}[\dX]$")
-    check_ok = legacy | (id_check_char(first17) == s.str.slice(17, 1))
+    v, first17 = pl.col("v"), pl.col("first17")
+    legacy = v.str.contains(r"^\d{15}$") & pl.lit(allow_legacy)
     birth = first17.str.slice(6, 8).str.to_date("%Y%m%d", strict=False)
-    key = first17.str.slice(0, 6).cast(pl.Int64, strict=False) * 10000 + birth.dt.year().cast(
-        pl.Int64
+    in_use = (first17.str.slice(0, 6).cast(pl.Int64, strict=False) * 10000 + birth.dt.year()).is_in(
+        code_year_keys().implode()
     )
-    return (
-        shaped & check_ok & birth.is_not_null() & key.is_in(code_year_keys().implode())
-    ).fill_null(False)
+    steps = [
+        {"legacy": legacy},
+        {
+            "first17": pl.when("legacy")
+            .then(v.str.slice(0, 6) + "19" + v.str.slice(6, 9))
+            .otherwise(v.str.slice(0, 17))
+        },
+        {
+            "shaped": pl.col("legacy") | v.str.contains(r"^\d{17}[\dX]$"),
+            "check_ok": pl.col("legacy") | (id_check_char(first17) == v.str.slice(17, 1)),
+            "in_use": in_use,
+        },
+        {"ok": pl.all_horizontal("shaped", "check_ok", "in_use").fill_null(False)},
+    ]
+    return _in_steps(expr, steps, pl.Boolean)
 
 
 def id_birth_not_future(expr: pl.Expr, today: date | None = None) -> pl.Expr:
@@ -89,10 +117,13 @@ def id_number_15_to_18(expr: pl.Expr) -> pl.Expr:
 
 def credit_code_valid(expr: pl.Expr) -> pl.Expr:
     """GB 32100 unified social credit code, as python-stdnum's ``cn.uscc.is_valid``."""
-    s = _clean(expr)
-    shaped = s.str.contains(rf"^\d{{8}}[{USCC_ALPHABET}]{{10}}$")
-    expected = credit_check_char(s.str.slice(0, 17))
-    return (shaped & (expected == s.str.slice(17, 1))).fill_null(False)
+
+    v = pl.col("v")
+    shaped = v.str.contains(rf"^\d{{8}}[{USCC_ALPHABET}]{{10}}$")
+    expected = credit_check_char(v.str.slice(0, 17))
+    return _in_steps(
+        expr, [{"ok": (shaped & (expected == v.str.slice(17, 1))).fill_null(False)}], pl.Boolean
+    )
 
 
 def division_valid(expr: pl.Expr) -> pl.Expr:
@@ -101,11 +132,6 @@ def division_valid(expr: pl.Expr) -> pl.Expr:
 
 
 def mobile_valid(expr: pl.Expr) -> pl.Expr:
-    s = (
-        expr.cast(pl.String)
-        .str.strip_chars()
-        .str.replace(r"^\+86", "")
-        .str.replace(r"^86-", "")
-        .str.replace_all(" ", "", literal=True)
-    )
-    return s.str.contains(r"^1[3-9]\d{9}$").fill_null(False)
+    """A mainland mobile number, with or without +86 / 86- and inner spaces."""
+    s = expr.cast(pl.String).str.replace_all(" ", "", literal=True)
+    return s.str.contains(r"^(\+86|86-)?1[3-9]\d{9}$").fill_null(False)
