@@ -131,6 +131,21 @@ def test_each_reader_stages_the_rows_as_sent(store, sample_catalog, tmp_path, na
     assert rows["_row"].to_list() == [1, 2, 3]
 
 
+@pytest.mark.parametrize("name", ["p.csv", "p.parquet", "p.xlsx"])
+def test_a_file_is_read_in_chunks_and_keys_are_unique_across_them(
+    store, sample_catalog, tmp_path, monkeypatch, name
+):
+    from citydata.ingest import readers
+
+    monkeypatch.setattr(readers, "CHUNK_ROWS", 2)  # 3 good rows + a repeat: chunks [1,2] [3,4]
+    path = write(people_frame([*GOOD, GOOD[0]]), tmp_path / name)
+    report = service.ingest(store, path, POP)
+    assert (report.rows_read, report.rows_accepted, report.rows_rejected) == (4, 3, 1)
+    assert [(r["row"], r["rule"]) for r in report.rejections] == [(4, "duplicate_key")]
+    assert staged(store)["_row"].to_list() == [1, 2, 3]
+    assert report.quality["key_uniqueness"] == 0.75
+
+
 def test_columns_match_by_field_name_too(store, sample_catalog, tmp_path):
     path = write(people_frame(chinese=False), tmp_path / "names.csv")
     assert service.ingest(store, path, POP).rows_accepted == 3

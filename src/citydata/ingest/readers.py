@@ -167,8 +167,9 @@ def open_source(
     path: Path,
     declared_format: str | None = None,
     encoding: str | None = None,
-    chunk_rows: int = CHUNK_ROWS,
+    chunk_rows: int | None = None,
 ) -> Iterator[Source]:
+    chunk_rows = chunk_rows or CHUNK_ROWS
     fmt = file_format(path, declared_format)
     with tempfile.TemporaryDirectory() as folder:
         if fmt == "csv":

@@ -77,13 +77,13 @@ def insert_frame(conn: Connection, table: Table, frame: pl.DataFrame) -> None:
     frame = frame.select(columns)
     raw = conn.connection.driver_connection
     if conn.dialect.name == "postgresql":
-        buffer = io.StringIO()
+        buffer = io.BytesIO()  # bytes straight from Polars: no Python str in between
         frame.write_csv(buffer, include_header=False, null_value="\\N", quote_style="necessary")
         names = ", ".join(f'"{c}"' for c in columns)
         with raw.cursor().copy(
             f"COPY {table.name} ({names}) FROM STDIN WITH (FORMAT csv, NULL '\\N')"
         ) as copy:
-            copy.write(buffer.getvalue())
+            copy.write(buffer.getbuffer())
     else:
         marks = ", ".join("?" for _ in columns)
         names = ", ".join(f'"{c}"' for c in columns)
