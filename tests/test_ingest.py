@@ -430,3 +430,35 @@ def test_demo_city_ingests_and_rejects_exactly_the_planted_rows(store, tmp_path)
         )
         assert found == planted, entry["path"]
         assert report.rows_accepted == entry["rows"] - entry["bad_rows"]
+
+
+def test_upload_page_runs_in_the_background_and_the_batch_page_follows_it(
+    client, store, sample_catalog, tmp_path
+):
+    import re
+
+    make_user(store, "ga", "steward", "csga")
+    token = re.search(r'name="csrf" value="([^"]+)"', client.get("/login").text).group(1)
+    client.post("/login", data={"username": "ga", "password": "password123", "csrf": token})
+    form = client.get("/batches").text
+    token = re.search(r'name="csrf" value="([^"]+)"', form).group(1)
+    data = people_frame().write_csv().encode("gbk")
+    answer = client.post(
+        "/batches/upload",
+        data={"class_code": POP, "mode": "append", "csrf": token},
+        files={"file": ("p.csv", data, "text/csv")},
+        follow_redirects=False,
+    )
+    assert answer.status_code == 303
+    batch_id = int(answer.headers["location"].rsplit("/", 1)[1])
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        page = client.get(f"/batches/{batch_id}").text
+        if "处理中" not in page:
+            break
+        assert 'http-equiv="refresh"' in page  # a running batch's page keeps itself current
+        time.sleep(0.1)
+    assert "已入库" in page and 'http-equiv="refresh"' not in page
+    assert staged(store, batch_id=batch_id).height == 3
+    with store.session() as session:
+        assert session.get(Batch, batch_id).submitted_by == "ga"

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import shutil
 import tempfile
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +22,23 @@ from citydata.web.auth import db, require_user
 router = APIRouter(prefix="/api/v1", tags=["ingest 归集"])
 
 
+def _authorise(request: Request, user: User, class_code: str) -> None:
+    with request.app.state.store.session() as session:
+        rc = get_class(session, class_code)
+        if rc is None:
+            raise HTTPException(404, f"信息资源「{class_code}」不存在")
+        if not can_write_unit(user, rc.provider_code):
+            raise HTTPException(403, "只有管理员或该单位的数据管理员可以提交此信息资源的数据")
+
+
+def _spool(upload: UploadFile, folder: str) -> Path:
+    path = Path(folder) / Path(upload.filename or "upload").name
+    with path.open("wb") as f:
+        while chunk := upload.file.read(1 << 20):
+            f.write(chunk)
+    return path
+
+
 def receive(
     request: Request,
     user: User,
@@ -28,19 +47,10 @@ def receive(
     mode: str,
     encoding: str | None,
 ) -> service.Report:
-    """Shared by the API and the upload page: authorise, spool the upload, ingest it."""
-    with request.app.state.store.session() as session:
-        rc = get_class(session, class_code)
-        if rc is None:
-            raise HTTPException(404, f"信息资源「{class_code}」不存在")
-        if not can_write_unit(user, rc.provider_code):
-            raise HTTPException(403, "只有管理员或该单位的数据管理员可以提交此信息资源的数据")
-    name = Path(upload.filename or "upload").name
+    """The API's upload: authorise, spool the upload, ingest it, answer with the report."""
+    _authorise(request, user, class_code)
     with tempfile.TemporaryDirectory() as folder:
-        path = Path(folder) / name
-        with path.open("wb") as f:
-            while chunk := upload.file.read(1 << 20):
-                f.write(chunk)
+        path = _spool(upload, folder)
         try:
             return service.ingest(
                 request.app.state.store,
@@ -50,10 +60,57 @@ def receive(
                 mode,
                 encoding or None,
                 user.username,
-                name,
+                path.name,
             )
         except service.IngestError as exc:
             raise HTTPException(422, str(exc)) from exc
+
+
+def receive_in_background(
+    request: Request,
+    user: User,
+    upload: UploadFile,
+    class_code: str,
+    mode: str,
+    encoding: str | None,
+) -> int:
+    """The upload page's: the file is ingested on a background thread and the batch id comes
+    back as soon as the batch exists, so the page can show its progress while it runs."""
+    _authorise(request, user, class_code)
+    folder = tempfile.mkdtemp(prefix="citydata-upload-")
+    path = _spool(upload, folder)
+    started: dict[str, Any] = {}
+    ready = threading.Event()
+
+    def run() -> None:
+        try:
+            started["report"] = service.ingest(
+                request.app.state.store,
+                path,
+                class_code,
+                None,
+                mode,
+                encoding or None,
+                user.username,
+                path.name,
+                on_batch=lambda batch_id: (started.setdefault("batch_id", batch_id), ready.set()),
+            )
+        except Exception as exc:  # noqa: BLE001 - reported to the waiting request below
+            started["error"] = exc
+        finally:
+            ready.set()
+            shutil.rmtree(folder, ignore_errors=True)
+
+    threading.Thread(target=run, name=f"ingest-{path.name}", daemon=True).start()
+    ready.wait()
+    if "batch_id" in started:
+        return started["batch_id"]
+    error = started.get("error")
+    if isinstance(error, service.IngestError):
+        raise HTTPException(422, str(error))
+    if "report" in started:  # a duplicate file: no new batch, point at the earlier one
+        return started["report"].batch_id
+    raise HTTPException(500, f"处理失败：{error!r}")
 
 
 @router.post("/batches", status_code=201)

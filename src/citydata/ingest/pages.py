@@ -6,7 +6,7 @@ from fastapi import APIRouter, File, Form, HTTPException, Request, UploadFile
 from fastapi.responses import RedirectResponse
 
 from citydata.ingest import service
-from citydata.ingest.api import receive
+from citydata.ingest.api import receive_in_background
 from citydata.ingest.models import Batch
 from citydata.web.auth import check_csrf, current_user
 from citydata.web.render import render
@@ -37,8 +37,8 @@ def upload(
         user = current_user(request, session)
     if user is None:
         return RedirectResponse("/login", status_code=303)
-    report = receive(request, user, file, class_code.strip(), mode, encoding)
-    return RedirectResponse(f"/batches/{report.batch_id}", status_code=303)
+    batch_id = receive_in_background(request, user, file, class_code.strip(), mode, encoding)
+    return RedirectResponse(f"/batches/{batch_id}", status_code=303)
 
 
 @router.get("/batches/{batch_id}")

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import polars as pl
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, selectinload
 
 from citydata.catalog import vocab
@@ -190,8 +190,10 @@ def ingest(
     file_name: str | None = None,
     progress: Progress | None = None,
     today: date | None = None,
+    on_batch: Callable[[int], None] | None = None,
 ) -> Report:
-    """Ingest one file as one batch of ``class_code``."""
+    """Ingest one file as one batch of ``class_code``. ``on_batch`` hears the new batch's id
+    as soon as it is recorded; the batch's ``rows_read`` counts up chunk by chunk while it runs."""
     name = file_name or path.name
     step = progress or (lambda _stage, _done, _total: None)
     if mode not in MODES:
@@ -247,6 +249,8 @@ def ingest(
         fields = list(rc.fields)
         keys = [f.name for f in fields if f.is_key]
         session.expunge(rc)
+    if on_batch:
+        on_batch(batch_id)
 
     report = Report(batch_id, "failed", name, class_code, mode)
     try:
@@ -273,6 +277,7 @@ def ingest(
                         Reject.__table__,
                     )
                     step("校验并写入", tally.rows, 0)
+                    _record_progress(store, batch_id, tally.rows)
                 quality = _quality(tally, batch_keys, rc, _aware(previous), datetime.now(UTC))
                 if unknown:
                     quality["ignored_columns"] = unknown
@@ -312,6 +317,13 @@ def _aware(moment: datetime | None) -> datetime | None:
     if moment is not None and moment.tzinfo is None:
         return moment.replace(tzinfo=UTC)  # SQLite hands back naive UTC
     return moment
+
+
+def _record_progress(store: Store, batch_id: int, rows: int) -> None:
+    """Rows read so far, for the batch page to show while it runs (its own tiny transaction:
+    the staged rows stay invisible until the batch commits)."""
+    with store.session() as session:
+        session.execute(update(Batch).where(Batch.id == batch_id).values(rows_read=rows))
 
 
 def _finish(store: Store, batch_id: int, status: str, message: str) -> None:

@@ -84,6 +84,8 @@ EN = {
     "行号": "Row",
     "规则": "Rule",
     "原值": "Value",
+    "已读取": "rows read so far:",
+    "行": "",
 }
 
 # Codes shown on pages (batch modes and states) in Chinese.
