@@ -10,6 +10,7 @@ from citydata.cli_common import fail, out, store
 from citydata.config import Settings
 from citydata.demo.cli import demo_app
 from citydata.ingest.cli import batch_app, ingest_cmd, quality_cmd
+from citydata.match.cli import match_cmd
 
 app = typer.Typer(help="citydata 政务数据资源管理平台", no_args_is_help=True, add_completion=False)
 app.add_typer(catalog_app, name="catalog")
@@ -19,6 +20,7 @@ app.add_typer(demo_app, name="demo")
 app.add_typer(batch_app, name="batch")
 app.command("ingest")(ingest_cmd)
 app.command("quality")(quality_cmd)
+app.command("match")(match_cmd)
 
 
 @app.command()

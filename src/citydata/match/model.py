@@ -1,0 +1,85 @@
+"""A Splink model (DuckDB backend) built from the settings' column kinds, its parameters
+estimated from the data: u by random sampling, m by expectation maximisation on blocks.
+
+For cities beyond one machine the same settings run on Splink's Spark backend: only the
+DatabaseAPI changes (see docs/matching.md)."""
+
+from __future__ import annotations
+
+import logging
+
+import polars as pl
+import splink.comparison_level_library as cll
+from splink import Linker, SettingsCreator, block_on
+from splink.comparison_library import CustomComparison
+
+from citydata.match.prepare import pinyin_column
+from citydata.match.settings import MatchSettings
+
+UID = "__uid"
+
+
+def _comparison(column: str, kind: str) -> CustomComparison:
+    levels: list = [cll.NullLevel(column), cll.ExactMatchLevel(column)]
+    if kind == "person_name":
+        levels += [
+            cll.ExactMatchLevel(pinyin_column(column)),  # homophones: 张晓 / 张小
+            cll.DamerauLevenshteinLevel(column, 1),  # one character mistyped
+        ]
+    elif kind in {"identifier", "date"}:
+        levels.append(cll.DamerauLevenshteinLevel(column, 1))  # one digit wrong, or two swapped
+    elif kind == "address":
+        levels += [cll.JaroWinklerLevel(column, 0.92), cll.JaroWinklerLevel(column, 0.8)]
+    elif kind == "phone":
+        levels.append(cll.DamerauLevenshteinLevel(column, 1))  # one digit mistyped
+    levels.append(cll.ElseLevel())
+    return CustomComparison(levels, output_column_name=column)
+
+
+def _blocking(settings: MatchSettings) -> list:
+    """Candidate pairs: records sharing any identifier, phone, name sound or date."""
+    rules = []
+    for column, kind in settings.columns.items():
+        if kind in {"identifier", "phone", "date"}:
+            rules.append(block_on(column))
+        elif kind == "person_name":
+            rules.append(block_on(pinyin_column(column)))
+    return rules or [block_on(next(iter(settings.columns)))]
+
+
+def train_and_predict(
+    frame: pl.DataFrame, settings: MatchSettings
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """(scored pairs at or above the review threshold, clusters at the match threshold).
+    ``frame`` holds the prepared columns and a unique integer ``__uid``."""
+    from splink.backends.duckdb import DuckDBAPI
+
+    logging.getLogger("splink").setLevel(logging.ERROR)  # its training chatter is not ours
+    db = DuckDBAPI()
+    keep = [UID, *settings.columns]
+    keep += [pinyin_column(c) for c, k in settings.columns.items() if k == "person_name"]
+    table = db.register(frame.select(keep).to_arrow())
+    creator = SettingsCreator(
+        link_type="dedupe_only",
+        unique_id_column_name=UID,
+        comparisons=[_comparison(c, k) for c, k in settings.columns.items()],
+        blocking_rules_to_generate_predictions=_blocking(settings),
+        retain_matching_columns=False,
+    )
+    linker = Linker(table, creator, log_level=logging.ERROR)
+    identifiers = [c for c, k in settings.columns.items() if k == "identifier"]
+    if identifiers:
+        linker.training.estimate_probability_two_random_records_match(
+            [block_on(c) for c in identifiers], recall=0.9
+        )
+    linker.training.estimate_u_using_random_sampling(max_pairs=1e6, seed=settings.seed)
+    for rule in _blocking(settings):  # each EM session trains every comparison but its block's
+        try:
+            linker.training.estimate_parameters_using_expectation_maximisation(rule)
+        except Exception as exc:  # noqa: BLE001 - a block with too few pairs to learn from
+            logging.getLogger(__name__).info("EM on %s skipped: %s", rule, exc)
+    pairs = linker.inference.predict(threshold_match_probability=settings.review_threshold)
+    clusters = linker.clustering.cluster_pairwise_predictions_at_threshold(
+        pairs, threshold_match_probability=settings.match_threshold
+    )
+    return pl.from_arrow(pairs.as_pyarrow_table()), pl.from_arrow(clusters.as_pyarrow_table())
