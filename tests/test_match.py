@@ -10,6 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from citydata.cli import app
+from citydata.demo.truth import pairwise_scores
 from citydata.match.prepare import prepare
 from citydata.match.settings import SettingsError, parse_settings
 
@@ -86,11 +87,6 @@ def population_files(tmp_path_factory):
     return paths, truth, errors
 
 
-def _pairs(frame: pl.DataFrame, *by: str) -> int:
-    sizes = frame.group_by(*by).len()["len"]
-    return int((sizes * (sizes - 1) // 2).sum())
-
-
 def test_match_cli_clusters_agree_with_the_truth(population_files, tmp_path):
     paths, truth, errors = population_files
     settings = tmp_path / "settings.toml"
@@ -110,10 +106,8 @@ def test_match_cli_clusters_agree_with_the_truth(population_files, tmp_path):
         on=["source", "record_id"],
     )
     assert labelled.height == clusters.height  # every record has its true person
-    together = _pairs(labelled, "cluster_id", "entity_id")
-    precision = together / _pairs(labelled, "cluster_id")
-    recall = together / _pairs(labelled, "entity_id")
-    assert precision >= 0.99 and recall >= 0.99, (precision, recall)
+    scores = pairwise_scores(labelled, "cluster_id", "entity_id")
+    assert scores["precision"] >= 0.99 and scores["recall"] >= 0.99, scores
     # The hard rows: no ID number, a 15-digit one, a homophone or a typo in the name.
     hard = errors.filter(
         pl.col("kind").is_in(["id_missing", "id_legacy_15", "name_homophone", "name_typo"])

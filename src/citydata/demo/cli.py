@@ -50,7 +50,9 @@ def generate_cmd(
 
 
 def load(directory: Path) -> dict:
-    """Import the catalog, then ingest every department file as a batch (aggregation)."""
+    """Import the catalog, ingest every department file as a batch (aggregation), then resolve
+    the staged rows into the base databases (resolution)."""
+    from citydata.bases.service import base_codes, resolve
     from citydata.catalog.service import import_catalog
     from citydata.ingest.service import ingest
 
@@ -75,6 +77,12 @@ def load(directory: Path) -> dict:
             accepted += report.rows_accepted
             rejected += report.rows_rejected
             bar.advance(task)
+        resolved = {}
+        for code in base_codes():
+            task = bar.add_task(f"解析 {code}", total=None)
+            report = resolve(store(), code)
+            resolved[code] = {"rows": report.rows_resolved, "masters": report.masters}
+            bar.update(task, total=1, completed=1)
     return {
         "catalog_classes": result.classes,
         "units": result.units,
@@ -82,6 +90,7 @@ def load(directory: Path) -> dict:
         "statuses": statuses,
         "rows_accepted": accepted,
         "rows_rejected": rejected,
+        "resolved": resolved,
     }
 
 
@@ -99,6 +108,8 @@ def load_cmd(directory: Path = typer.Argument(DEFAULT_DIR, exists=True, file_oka
         f"重复 {s.get('duplicate', 0)}；接收 {summary['rows_accepted']} 行，拒收 {summary['rows_rejected']} 行",
         highlight=False,
     )
+    for code, r in summary["resolved"].items():
+        out.print(f"已解析 {code}：{r['rows']} 行 → {r['masters']} 个主记录", highlight=False)
 
 
 @demo_app.command("run")

@@ -85,6 +85,11 @@ def insert_frame(conn: Connection, table: Table, frame: pl.DataFrame) -> None:
         ) as copy:
             copy.write(buffer.getbuffer())
     else:
+        frame = frame.with_columns(  # SQLite keeps naive UTC, as SQLAlchemy writes it
+            pl.col(c).dt.convert_time_zone("UTC").dt.replace_time_zone(None)
+            for c, dtype in frame.schema.items()
+            if isinstance(dtype, pl.Datetime) and dtype.time_zone
+        )
         marks = ", ".join("?" for _ in columns)
         names = ", ".join(f'"{c}"' for c in columns)
         cursor = raw.cursor()

@@ -47,6 +47,22 @@ def _blocking(settings: MatchSettings) -> list:
     return rules or [block_on(next(iter(settings.columns)))]
 
 
+def _pairs_sharing(values: pl.Series) -> int:
+    counts = values.drop_nulls().value_counts()["count"].cast(pl.Int64)
+    return int((counts * (counts - 1) // 2).sum())
+
+
+def _prior(frame: pl.DataFrame, settings: MatchSettings, recall: float = 0.9) -> float:
+    """The chance that two random records match, from the pairs that share an identifier
+    (assumed to find ``recall`` of the true pairs); without identifiers, Splink's default."""
+    n = frame.height
+    identifiers = [c for c, k in settings.columns.items() if k == "identifier"]
+    if n < 2 or not identifiers:
+        return 1e-4
+    sharing = max(_pairs_sharing(frame.get_column(c)) for c in identifiers)
+    return min(max(sharing / recall / (n * (n - 1) / 2), 1e-7), 0.5)
+
+
 def train_and_predict(
     frame: pl.DataFrame, settings: MatchSettings
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
@@ -61,17 +77,13 @@ def train_and_predict(
     table = db.register(frame.select(keep).to_arrow())
     creator = SettingsCreator(
         link_type="dedupe_only",
+        probability_two_random_records_match=_prior(frame, settings),
         unique_id_column_name=UID,
         comparisons=[_comparison(c, k) for c, k in settings.columns.items()],
         blocking_rules_to_generate_predictions=_blocking(settings),
         retain_matching_columns=False,
     )
     linker = Linker(table, creator, log_level=logging.ERROR)
-    identifiers = [c for c, k in settings.columns.items() if k == "identifier"]
-    if identifiers:
-        linker.training.estimate_probability_two_random_records_match(
-            [block_on(c) for c in identifiers], recall=0.9
-        )
     linker.training.estimate_u_using_random_sampling(max_pairs=1e6, seed=settings.seed)
     for rule in _blocking(settings):  # each EM session trains every comparison but its block's
         try:

@@ -11,6 +11,8 @@ from starlette.middleware.sessions import SessionMiddleware
 
 from citydata import __version__
 from citydata.accounts import service as accounts
+from citydata.bases import api as bases_api
+from citydata.bases import pages as bases_pages
 from citydata.catalog import api as catalog_api
 from citydata.catalog import pages as catalog_pages
 from citydata.catalog import service as catalog
@@ -50,6 +52,8 @@ def create_app(store: Store | None = None, settings: Settings | None = None) -> 
     app.include_router(catalog_pages.router)
     app.include_router(ingest_api.router)
     app.include_router(ingest_pages.router)
+    app.include_router(bases_api.router)
+    app.include_router(bases_pages.router)
 
     @app.get("/", include_in_schema=False)
     def home(request: Request):  # noqa: ANN202

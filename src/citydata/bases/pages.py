@@ -1,0 +1,88 @@
+"""Pages: look a master up and see where each value came from; decide uncertain matches."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from fastapi import APIRouter, Form, HTTPException, Request
+from fastapi.responses import RedirectResponse
+
+from citydata.bases import service
+from citydata.bases.api import decide
+from citydata.bases.models import Master
+from citydata.bases.spec import SpecError, spec
+from citydata.web.auth import check_csrf, current_user
+from citydata.web.render import render
+
+router = APIRouter(include_in_schema=False)
+
+
+def _admin(request: Request, session):  # noqa: ANN001, ANN202
+    user = current_user(request, session)
+    if user is None or user.role != "admin":
+        raise HTTPException(403, "需要管理员权限")
+    return user
+
+
+@router.get("/base/{base}")
+def base_page(request: Request, base: str, key: str = "", name: str = ""):  # noqa: ANN201
+    try:
+        bspec = spec(base)
+    except SpecError as exc:
+        raise HTTPException(404, str(exc)) from exc
+    with request.app.state.store.session() as session:
+        user = _admin(request, session)
+        found = service.search(session, base, key or None, name or None) if key or name else []
+        pending = len(service.reviews(session, base))
+        return render(
+            request,
+            "base_search.html",
+            user,
+            bspec=bspec,
+            found=found,
+            key=key,
+            name=name,
+            pending=pending,
+        )
+
+
+@router.get("/base/{base}/reviews")
+def reviews_page(request: Request, base: str):  # noqa: ANN201
+    with request.app.state.store.session() as session:
+        user = current_user(request, session)
+        if user is None:
+            return RedirectResponse("/login", status_code=303)
+        return render(
+            request,
+            "base_reviews.html",
+            user,
+            bspec=spec(base),
+            items=service.reviews(session, base),
+        )
+
+
+@router.post("/base/{base}/reviews/{review_id}")
+def review_decision(
+    request: Request, base: str, review_id: int, decision: str = Form(...), csrf: str = Form("")
+):  # noqa: ANN201
+    check_csrf(request, csrf)
+    with request.app.state.store.session() as session:
+        user = current_user(request, session)
+        if user is None:
+            return RedirectResponse("/login", status_code=303)
+        decide(session, user, review_id, decision)
+    return RedirectResponse(f"/base/{base}/reviews", status_code=303)
+
+
+@router.get("/base/{base}/{master_id}")
+def master_page(request: Request, base: str, master_id: int, as_of: str = ""):  # noqa: ANN201
+    with request.app.state.store.session() as session:
+        user = _admin(request, session)
+        master = session.get(Master, master_id)
+        if master is None or master.base != base:
+            raise HTTPException(404, f"{base} 中没有主记录 {master_id}")
+        moment = datetime.fromisoformat(as_of) if as_of else None
+        data = service.master_dict(session, master, moment)
+        if moment is not None:
+            data["provenance"] = service.master_dict(session, master)["provenance"]
+        return render(request, "base_master.html", user, bspec=spec(base), m=data, as_of=as_of)

@@ -1,0 +1,360 @@
+"""Base databases: deterministic keys, survivorship, provenance, as-of history, stable ids,
+incremental runs, the review queue, a failed run, the API — and the demo city against its truth."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import polars as pl
+import pytest
+from sqlalchemy import func, select
+
+from citydata.bases import service
+from citydata.bases.models import Master, MasterLink, MasterValue, MatchReview
+from citydata.bases.spec import SpecError, parse_specs
+from citydata.catalog.service import import_catalog
+from citydata.ingest.service import ingest
+
+HOUSEHOLD, SOCIAL = "101001/00001", "101001/00002"
+ZHANG = "11010519491231002X"  # 15-digit form: 110105491231002
+LI = "360426199101010071"
+
+
+@pytest.fixture(scope="module")
+def demo_catalog(tmp_path_factory) -> Path:
+    from citydata.demo.generate import generate
+
+    city = tmp_path_factory.mktemp("catalog-city")
+    generate(city, 200, seed=3)
+    return city / "catalog.json"
+
+
+@pytest.fixture
+def catalog(store, demo_catalog):
+    with store.session() as session:
+        import_catalog(session, demo_catalog)
+
+
+def household(rows: list[tuple], path: Path) -> Path:
+    pl.DataFrame(
+        rows,
+        schema=["id_number", "name", "sex", "birth_date", "division", "address", "phone"],
+        orient="row",
+    ).write_csv(path)
+    return path
+
+
+def social(rows: list[tuple], path: Path) -> Path:
+    pl.DataFrame(
+        rows, schema=["insured_no", "id_number", "name", "birth_date", "phone"], orient="row"
+    ).write_csv(path)
+    return path
+
+
+def masters(store, base="population") -> dict[str, Master]:
+    with store.session() as session:
+        return {
+            m.key: m
+            for m in session.scalars(
+                select(Master).where(Master.base == base, Master.merged_into.is_(None))
+            )
+        }
+
+
+def test_a_legacy_15_digit_number_joins_the_18_digit_master(store, catalog, tmp_path):
+    ingest(
+        store,
+        household(
+            [(ZHANG, "张三", "女", "1949-12-31", "430102", "芙蓉区五一大道1号", None)],
+            tmp_path / "h.csv",
+        ),
+        HOUSEHOLD,
+    )
+    ingest(
+        store,
+        social(
+            [
+                ("S1", "110105491231002", "张三", "1949-12-31", "13812345678"),
+                ("S2", LI, "李四", "1991-01-01", None),
+            ],
+            tmp_path / "s.csv",
+        ),
+        SOCIAL,
+    )
+    report = service.resolve(store, "population")
+    assert (report.rows_resolved, report.by_key, report.new_masters) == (3, 3, 2)
+    found = masters(store)
+    assert set(found) == {ZHANG, LI}
+    assert found[ZHANG].record["phone"] == "13812345678"  # only social insurance knows it
+    with store.session() as session:
+        methods = session.execute(
+            select(MasterLink.method, func.count()).group_by(MasterLink.method)
+        ).all()
+    assert dict(methods) == {"key": 3}
+
+
+def test_survivorship_prefers_authority_then_recency_and_keeps_every_value(
+    store, catalog, tmp_path
+):
+    ingest(
+        store,
+        household(
+            [(ZHANG, "张三", "女", "1949-12-31", "430102", "芙蓉区五一大道1号", None)],
+            tmp_path / "h.csv",
+        ),
+        HOUSEHOLD,
+    )
+    ingest(
+        store,
+        social([("S1", ZHANG, "张叁", "1949-12-31", "13812345678")], tmp_path / "s.csv"),
+        SOCIAL,
+    )
+    service.resolve(store, "population")
+    master = masters(store)[ZHANG]
+    assert master.record["name"] == "张三"  # household registration outranks social insurance
+    with store.session() as session:
+        data = service.master_dict(session, session.get(Master, master.id))
+    names = {v["value"]: v for v in data["provenance"]["name"]}
+    assert (
+        set(names) == {"张三", "张叁"} and names["张三"]["chosen"] and not names["张叁"]["chosen"]
+    )
+    assert (names["张叁"]["class_code"], names["张叁"]["unit"], names["张叁"]["row"]) == (
+        SOCIAL,
+        "csrs",
+        1,
+    )
+    # A newer household batch moves the address: the same authority, so recency decides.
+    before = datetime.now(UTC)
+    moved = household(
+        [(ZHANG, "张三", "女", "1949-12-31", "430102", "岳麓区麓山南路2号", None)],
+        tmp_path / "h2.csv",
+    )
+    assert ingest(store, moved, HOUSEHOLD, mode="upsert").rows_removed == 1
+    report = service.resolve(store, "population")
+    assert (report.links_dropped, report.changed_masters) == (1, 1)
+    master = masters(store)[ZHANG]
+    assert master.record["address"] == "岳麓区麓山南路2号" and master.version == 2
+    with store.session() as session:
+        old = service.master_dict(session, session.get(Master, master.id), as_of=before)
+        never = service.master_dict(
+            session, session.get(Master, master.id), as_of=before - timedelta(days=1)
+        )
+    assert old["version"] == 1 and old["record"]["address"] == "芙蓉区五一大道1号"
+    assert never["version"] == 0 and never["record"] == {}
+
+
+def test_reruns_keep_ids_and_new_batches_resolve_incrementally(store, catalog, tmp_path):
+    ingest(
+        store,
+        household([(ZHANG, "张三", "女", "1949-12-31", "430102", None, None)], tmp_path / "h.csv"),
+        HOUSEHOLD,
+    )
+    service.resolve(store, "population")
+    first = {k: m.id for k, m in masters(store).items()}
+    again = service.resolve(store, "population")
+    assert (again.rows_resolved, again.changed_masters) == (0, 0)
+    ingest(store, social([("S2", LI, "李四", "1991-01-01", None)], tmp_path / "s.csv"), SOCIAL)
+    added = service.resolve(store, "population")
+    assert (added.rows_resolved, added.new_masters) == (1, 1)
+    full = service.resolve(store, "population", full=True)
+    assert (full.new_masters, full.changed_masters) == (0, 0)
+    now = {k: m.id for k, m in masters(store).items()}
+    assert now[ZHANG] == first[ZHANG] and set(now) == {ZHANG, LI}
+
+
+def test_a_run_that_fails_part_way_leaves_the_masters_as_they_were(
+    store, catalog, tmp_path, monkeypatch
+):
+    ingest(
+        store,
+        household([(ZHANG, "张三", "女", "1949-12-31", "430102", None, None)], tmp_path / "h.csv"),
+        HOUSEHOLD,
+    )
+    service.resolve(store, "population")
+    ingest(store, social([("S2", LI, "李四", "1991-01-01", None)], tmp_path / "s.csv"), SOCIAL)
+
+    def broken(*_args, **_kwargs):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(service, "_golden_records", broken)
+    with pytest.raises(RuntimeError):
+        service.resolve(store, "population")
+    with store.session() as session:
+        assert session.scalar(select(func.count()).select_from(Master)) == 1
+        assert session.scalar(select(func.count()).select_from(MasterLink)) == 1
+
+
+def test_review_decisions_move_rows_and_are_respected(store, catalog, client, tmp_path):
+    from conftest import make_user
+
+    ingest(
+        store,
+        household(
+            [
+                (ZHANG, "张三", "女", "1949-12-31", "430102", None, None),
+                (LI, "李四", "男", "1991-01-01", "430104", None, None),
+            ],
+            tmp_path / "h.csv",
+        ),
+        HOUSEHOLD,
+    )
+    batch = ingest(
+        store,
+        social([("S9", None, "张三", "1949-12-31", "13800000000")], tmp_path / "s.csv"),
+        SOCIAL,
+    ).batch_id
+    service.resolve(store, "population")
+    found = masters(store)
+    with store.session() as session:  # the kind of pairs the matcher leaves between thresholds
+        wrong, right = found[LI].id, found[ZHANG].id
+        for master_id in (wrong, right):
+            session.add(
+                MatchReview(
+                    base="population",
+                    batch_id=batch,
+                    row=1,
+                    class_code=SOCIAL,
+                    master_id=master_id,
+                    probability=0.9,
+                )
+            )
+    other = make_user(store, "jy", "steward", "csjy")
+    own = make_user(store, "rs", "steward", "csrs")
+    url = "/api/v1/base/population/reviews/{}"
+    first = client.get(
+        "/api/v1/base/population/reviews", headers={"Authorization": f"Bearer {other}"}
+    ).json()[0]["id"]
+    assert (
+        client.post(
+            url.format(first),
+            json={"decision": "reject"},
+            headers={"Authorization": f"Bearer {other}"},
+        ).status_code
+        == 403
+    )
+    ids = {
+        r["master_id"]: r["id"]
+        for r in client.get(
+            "/api/v1/base/population/reviews", headers={"Authorization": f"Bearer {own}"}
+        ).json()
+    }
+    assert (
+        client.post(
+            url.format(ids[wrong]),
+            json={"decision": "reject"},
+            headers={"Authorization": f"Bearer {own}"},
+        ).json()["status"]
+        == "rejected"
+    )
+    answer = client.post(
+        url.format(ids[right]),
+        json={"decision": "confirm"},
+        headers={"Authorization": f"Bearer {own}"},
+    )
+    assert answer.status_code == 200 and answer.json()["status"] == "confirmed"
+    assert (
+        client.post(
+            url.format(ids[right]),
+            json={"decision": "confirm"},
+            headers={"Authorization": f"Bearer {own}"},
+        ).status_code
+        == 409
+    )
+    with store.session() as session:
+        moved = session.scalar(select(MasterLink).where(MasterLink.batch_id == batch))
+        assert (moved.master_id, moved.method) == (right, "review")
+        phones = session.scalars(
+            select(MasterValue.value).where(
+                MasterValue.master_id == right, MasterValue.attribute == "phone"
+            )
+        ).all()
+    assert phones == ["13800000000"]  # the confirmed row's values now count for the master
+    assert masters(store)[ZHANG].record["phone"] == "13800000000"
+    full = service.resolve(store, "population", full=True)  # decisions survive a full re-run
+    with store.session() as session:
+        assert (
+            session.scalar(select(MasterLink.master_id).where(MasterLink.batch_id == batch))
+            == right
+        )
+    assert full.by_review == 1
+
+
+def test_records_api_for_administrators_with_provenance_search_and_as_of(
+    store, catalog, client, admin_token, tmp_path
+):
+    from conftest import make_user
+
+    ingest(
+        store,
+        household([(ZHANG, "张三", "女", "1949-12-31", "430102", None, None)], tmp_path / "h.csv"),
+        HOUSEHOLD,
+    )
+    service.resolve(store, "population")
+    master_id = masters(store)[ZHANG].id
+    admin = {"Authorization": f"Bearer {admin_token}"}
+    record = client.get(f"/api/v1/base/population/records/{master_id}", headers=admin).json()
+    assert (
+        record["record"]["name"] == "张三"
+        and record["provenance"]["name"][0]["class_code"] == HOUSEHOLD
+    )
+    assert (
+        client.get(
+            "/api/v1/base/population/records", params={"key": ZHANG.lower()}, headers=admin
+        ).json()["count"]
+        == 1
+    )
+    assert (
+        client.get("/api/v1/base/population/records", params={"name": "张"}, headers=admin).json()[
+            "results"
+        ][0]["id"]
+        == master_id
+    )
+    steward = make_user(store, "ga", "steward", "csga")
+    assert (
+        client.get(
+            f"/api/v1/base/population/records/{master_id}",
+            headers={"Authorization": f"Bearer {steward}"},
+        ).status_code
+        == 403
+    )
+    assert client.get("/api/v1/base/nowhere/records", headers=admin).status_code == 404
+
+
+def test_settings_problems_name_the_line():
+    good = Path(service.__file__).with_name("bases.toml").read_text(encoding="utf-8")
+    assert set(parse_specs(good)) == {"population", "legal_person", "housing"}
+    with pytest.raises(SpecError, match=r"第 \d+ 行.*未知的基础库「people」"):
+        parse_specs(good.replace("[population]", "[people]"))
+    with pytest.raises(SpecError, match=r"第 \d+ 行.*「sex」的类型「gender」"):
+        parse_specs(good.replace('sex = "exact"', 'sex = "gender"'))
+    with pytest.raises(SpecError, match="key「idno」"):
+        parse_specs(good.replace('key = "id_number"', 'key = "idno"'))
+
+
+def test_the_demo_city_resolves_against_its_truth(store, tmp_path):
+    """Every file ingested, then resolved: person and legal-person matching measured pairwise."""
+    from citydata.demo.generate import generate
+    from citydata.demo.truth import linked_rows, resolution_scores
+
+    city = tmp_path / "city"
+    manifest = generate(city, 1500, seed=5)
+    with store.session() as session:
+        import_catalog(session, city / "catalog.json")
+    for entry in manifest["files"]:
+        ingest(store, city / entry["path"], entry["class_code"], encoding=entry["encoding"])
+    for base in ("population", "legal_person", "housing"):
+        report = service.resolve(store, base)
+        scores = resolution_scores(store, city, base)
+        assert scores["rows"] == linked_rows(store, base).height == report.rows_resolved > 0
+        assert scores["f1"] >= 0.99, (base, scores)
+    # Rows without an ID number were matched, not given masters of their own.
+    population = service.resolve(store, "population", full=True)
+    assert population.by_match > 0 and population.new_masters == 0
+    with store.session() as session:
+        untraced = session.scalar(
+            select(func.count())
+            .select_from(MasterValue)
+            .where(MasterValue.batch_id.is_(None) | MasterValue.row.is_(None))
+        )
+    assert untraced == 0
