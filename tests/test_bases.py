@@ -3,7 +3,8 @@ incremental runs, the review queue, a failed run, the API — and the demo city 
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+import re
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import polars as pl
@@ -13,6 +14,7 @@ from sqlalchemy import func, select
 from citydata.bases import service
 from citydata.bases.models import Master, MasterLink, MasterValue, MatchReview
 from citydata.bases.spec import SpecError, parse_specs
+from citydata.catalog.models import ResourceClass
 from citydata.catalog.service import import_catalog
 from citydata.ingest.service import ingest
 
@@ -333,7 +335,8 @@ def test_settings_problems_name_the_line():
 
 
 def test_the_demo_city_resolves_against_its_truth(store, tmp_path):
-    """Every file ingested, then resolved: person and legal-person matching measured pairwise."""
+    """Every file ingested, then resolved: person and legal-person matching measured pairwise;
+    then the theme databases, checked against the truth."""
     from citydata.demo.generate import generate
     from citydata.demo.truth import linked_rows, resolution_scores
 
@@ -358,3 +361,85 @@ def test_the_demo_city_resolves_against_its_truth(store, tmp_path):
             .where(MasterValue.batch_id.is_(None) | MasterValue.row.is_(None))
         )
     assert untraced == 0
+
+    # Theme databases over the published base tables, checked against the truth.
+    from citydata.bases.themes import refresh, theme_rows
+
+    results = {r["name"]: r for r in refresh(store, today=date(2026, 6, 30))}
+    assert all(r["error"] is None for r in results.values()), results
+    # The truth's residents whose household-registration row was accepted (a rejected row
+    # cannot tell the platform where its person lives).
+    truth_rows = pl.read_parquet(city / "truth/rows.parquet").filter(
+        pl.col("class_code") == HOUSEHOLD
+    )
+    rejected = pl.read_parquet(city / "truth/errors.parquet").filter(pl.col("rule").is_not_null())
+    registered = truth_rows.join(rejected, on=["file", "row"], how="anti")["entity_id"].unique()
+    people = pl.read_parquet(city / "truth/people.parquet").filter(
+        pl.col("person_id").is_in(registered.implode())
+    )
+    expected = (
+        people.group_by("division")
+        .agg(
+            pl.len().alias("residents"),
+            (pl.col("birth_date") <= date(1966, 6, 30)).sum().alias("elderly"),
+        )
+        .sort("division")
+    )
+    with store.session() as session:
+        elderly = theme_rows(session, "elderly_by_district", limit=1000)
+        assert session.get(ResourceClass, "201001/00001").category == "theme"
+    got = pl.DataFrame(elderly["rows"]).select(
+        "division", pl.col("residents", "elderly").cast(pl.UInt32)
+    )
+    assert got.equals(expected.cast({"residents": pl.UInt32, "elderly": pl.UInt32}))
+    assert elderly["columns"][2] == {"name": "elderly", "label": "60岁及以上人口数"}
+    registry = pl.read_parquet(city / "truth/rows.parquet").filter(
+        pl.col("class_code") == "101005/00001"
+    )
+    kept = registry.join(rejected, on=["file", "row"], how="anti")["entity_id"].unique()
+    houses = pl.read_parquet(city / "truth/houses.parquet").filter(
+        pl.col("house_id").is_in(kept.implode())
+    )
+    assert results["housing_per_person"]["rows"] == houses["owner_person"].drop_nulls().n_unique()
+    legal = masters(store, "legal_person")
+    assert results["enterprise_profile"]["rows"] == len(legal)
+
+
+def test_a_broken_theme_is_refused_with_its_reason_and_registers_nothing(store, catalog):
+    from citydata.bases.themes import ThemeError, parse_theme, refresh_one
+
+    good = (Path(service.__file__).parent / "themes/elderly_by_district.toml").read_text(
+        encoding="utf-8"
+    )
+    with pytest.raises(ThemeError, match="SELECT"):
+        parse_theme("x", good.replace("SELECT division,", "DELETE FROM masters; SELECT division,"))
+    with pytest.raises(ThemeError, match="years_ago:N"):
+        parse_theme("x", good.replace('"years_ago:60"', '"sixty"'))
+    missing = parse_theme("x", good)  # base_population does not exist yet: nothing resolved
+    with pytest.raises(ThemeError, match="无法执行"), store.session() as session:
+        refresh_one(session, missing, date(2026, 6, 30))
+    with store.session() as session:
+        assert session.get(ResourceClass, "201001/00001") is None
+
+
+def test_master_and_review_pages(store, catalog, client, tmp_path):
+    from conftest import make_user
+
+    ingest(
+        store,
+        household(
+            [(ZHANG, "张三", "女", "1949-12-31", "430102", "芙蓉区五一大道1号", None)],
+            tmp_path / "h.csv",
+        ),
+        HOUSEHOLD,
+    )
+    ingest(store, social([("S1", ZHANG, "张叁", "1949-12-31", None)], tmp_path / "s.csv"), SOCIAL)
+    service.resolve(store, "population")
+    master_id = masters(store)[ZHANG].id
+    make_user(store, "boss", "admin")
+    token = re.search(r'name="csrf" value="([^"]+)"', client.get("/login").text).group(1)
+    client.post("/login", data={"username": "boss", "password": "password123", "csrf": token})
+    page = client.get(f"/base/population/{master_id}").text
+    assert "✔ 张三" in page and "张叁" in page and "/batches/" in page
+    assert "张三" in client.get("/base/population", params={"name": "张"}).text
+    assert client.get("/base/population/reviews").status_code == 200

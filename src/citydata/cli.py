@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from citydata.accounts.cli import user_app
-from citydata.bases.cli import base_app, resolve_cmd
+from citydata.bases.cli import base_app, resolve_cmd, theme_app
 from citydata.catalog.cli import catalog_app, unit_app
 from citydata.cli_common import fail, out, store
 from citydata.config import Settings
@@ -24,6 +24,7 @@ app.command("quality")(quality_cmd)
 app.command("match")(match_cmd)
 app.command("resolve")(resolve_cmd)
 app.add_typer(base_app, name="base")
+app.add_typer(theme_app, name="theme")
 
 
 @app.command()

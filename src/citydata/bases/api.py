@@ -18,7 +18,7 @@ from citydata.bases.spec import SpecError, spec
 from citydata.catalog.service import get_class
 from citydata.web.auth import db, require_admin, require_user
 
-router = APIRouter(prefix="/api/v1/base", tags=["bases 基础库"])
+router = APIRouter(prefix="/api/v1", tags=["bases 基础库"])
 
 
 def _base(base: str) -> str:
@@ -28,7 +28,7 @@ def _base(base: str) -> str:
         raise HTTPException(404, str(exc)) from exc
 
 
-@router.get("/{base}/records")
+@router.get("/base/{base}/records")
 def search(
     base: str,
     key: str | None = None,
@@ -47,7 +47,7 @@ def search(
     }
 
 
-@router.get("/{base}/records/{master_id}")
+@router.get("/base/{base}/records/{master_id}")
 def show(
     base: str,
     master_id: int,
@@ -61,7 +61,7 @@ def show(
     return service.master_dict(session, master, as_of)
 
 
-@router.get("/{base}/reviews")
+@router.get("/base/{base}/reviews")
 def list_reviews(
     base: str,
     status: str = "pending",
@@ -95,7 +95,7 @@ def decide(session: Session, user: User, review_id: int, decision: str) -> dict[
     }
 
 
-@router.post("/{base}/reviews/{review_id}")
+@router.post("/base/{base}/reviews/{review_id}")
 def decide_review(
     base: str,
     review_id: int,
@@ -105,3 +105,20 @@ def decide_review(
 ) -> dict[str, Any]:
     _base(base)
     return decide(session, user, review_id, decision)
+
+
+@router.get("/themes/{name}")
+def theme(
+    name: str,
+    offset: int = 0,
+    limit: int = 100,
+    session: Session = Depends(db),
+    _admin: User = Depends(require_admin),
+) -> dict[str, Any]:
+    """A theme database's rows (administrators; departments get them through sharing)."""
+    from citydata.bases.themes import ThemeError, theme_rows
+
+    try:
+        return theme_rows(session, name, max(offset, 0), min(max(limit, 1), 1000))
+    except ThemeError as exc:
+        raise HTTPException(404, str(exc)) from exc

@@ -11,6 +11,7 @@ from rich.table import Table
 from citydata.cli_common import fail, out, print_json, store
 
 base_app = typer.Typer(help="基础库：主记录、来源与待确认匹配", no_args_is_help=True)
+theme_app = typer.Typer(help="主题库/专题库：声明式定义，物化并登记到目录", no_args_is_help=True)
 
 
 def resolve_cmd(
@@ -117,3 +118,54 @@ def search_cmd(
         return
     for m in found:
         out.print(f"#{m['id']}  {m['key'] or '—'}  {m['name'] or ''}", highlight=False)
+
+
+@theme_app.command("list")
+def theme_list(as_json: bool = typer.Option(False, "--json")) -> None:
+    """The declared theme databases."""
+    from citydata.bases.themes import load_themes
+
+    themes = [
+        {
+            "name": t.name,
+            "code": t.code,
+            "title": t.title,
+            "owner": t.owner,
+            "update_cycle": t.update_cycle,
+        }
+        for t in load_themes().values()
+    ]
+    if as_json:
+        print_json(themes)
+        return
+    for t in themes:
+        out.print(
+            f"{t['name']}  {t['code']}  {t['title']}（{t['owner']}，{t['update_cycle']}）",
+            highlight=False,
+        )
+
+
+@theme_app.command("refresh")
+def theme_refresh(
+    name: str | None = typer.Argument(None), as_json: bool = typer.Option(False, "--json")
+) -> None:
+    """Materialise one theme database (or all) and register it in the catalog."""
+    from citydata.bases.themes import ThemeError, refresh
+
+    try:
+        results = refresh(store(), name)
+    except ThemeError as exc:
+        fail(str(exc))
+    if as_json:
+        print_json(results)
+    else:
+        for r in results:
+            if r["error"]:
+                out.print(f"[red]✘[/red] {r['name']}: {r['error']}", highlight=False)
+            else:
+                out.print(
+                    f"✔ {r['name']} → {r['table']}：{r['rows']:,} 行，已登记为 {r['class_code']}",
+                    highlight=False,
+                )
+    if any(r["error"] for r in results):
+        raise typer.Exit(1)

@@ -109,3 +109,16 @@ class MatchReview(Base):
     decided_by: Mapped[str | None] = mapped_column(String(64))
     decided_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ThemeRefresh(Base):
+    """Each materialisation of a theme database: when, how many rows, from which definition."""
+
+    __tablename__ = "theme_refreshes"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), index=True)
+    class_code: Mapped[str] = mapped_column(String(64))
+    rows: Mapped[int]
+    definition_hash: Mapped[str] = mapped_column(String(64))
+    refreshed_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -33,7 +33,7 @@ def base_page(request: Request, base: str, key: str = "", name: str = ""):  # no
     with request.app.state.store.session() as session:
         user = _admin(request, session)
         found = service.search(session, base, key or None, name or None) if key or name else []
-        pending = len(service.reviews(session, base))
+        pending = service.pending_reviews(session, base)
         return render(
             request,
             "base_search.html",
@@ -41,7 +41,7 @@ def base_page(request: Request, base: str, key: str = "", name: str = ""):  # no
             bspec=bspec,
             found=found,
             key=key,
-            name=name,
+            name_query=name,
             pending=pending,
         )
 

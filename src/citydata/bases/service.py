@@ -22,7 +22,21 @@ from datetime import UTC, datetime
 from typing import Any
 
 import polars as pl
-from sqlalchemy import Connection, delete, func, inspect, select, update
+from sqlalchemy import (
+    Column,
+    Connection,
+    DateTime,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    delete,
+    func,
+    inspect,
+    select,
+    update,
+)
 from sqlalchemy.orm import Session, selectinload
 
 from citydata.bases.models import (
@@ -233,6 +247,7 @@ def resolve(
         report.changed_masters = _golden_records(session, base, rows, all_links, touched, now)
         if full:
             _retire_orphans(session, base, previous, all_links, now)
+        publish(session, base, touched)
         report.masters = (
             session.scalar(
                 select(func.count())
@@ -759,7 +774,16 @@ def _recompute(session: Session, base: BaseSpec, touched: set[int]) -> int:
     )
     rows = staged_rows(conn, base, feeds(session, base), links["batch_id"].unique().to_list())
     rows = prepare(rows, base.attributes).with_columns(_authority_rank(base).alias("_rank"))
-    return _golden_records(session, base, rows, links, touched, utcnow())
+    changed = _golden_records(session, base, rows, links, touched, utcnow())
+    publish(session, base, touched)
+    return changed
+
+
+def pending_reviews(session: Session, base: str) -> int:
+    query = select(func.count()).select_from(MatchReview)
+    return (
+        session.scalar(query.where(MatchReview.base == base, MatchReview.status == "pending")) or 0
+    )
 
 
 def reviews(
@@ -799,6 +823,56 @@ def reviews(
         }
         for r in items
     ]
+
+
+# ---------------------------------------------------------------- the published tables
+
+_published = MetaData()
+
+
+def base_table(base: BaseSpec) -> Table:
+    """``base_<code>``: one row per live master, one text column per attribute — what theme
+    databases and, later, sharing read with plain SQL on either store."""
+    name = f"base_{base.code}"
+    if name in _published.tables:
+        return _published.tables[name]
+    return Table(
+        name,
+        _published,
+        Column("master_id", Integer, primary_key=True),
+        Column("key", String(64), index=True),
+        *[Column(a, Text) for a in base.attributes],
+        Column("version", Integer),
+        Column("updated_at", DateTime(timezone=True)),
+    )
+
+
+def publish(session: Session, base: BaseSpec, touched: set[int]) -> None:
+    """Bring ``base_<code>`` up to date for the touched masters, inside the run's transaction."""
+    conn = session.connection()
+    table = base_table(base)
+    table.create(conn, checkfirst=True)
+    for part in _chunks(sorted(touched)):
+        conn.execute(delete(table).where(table.c.master_id.in_(part)))
+    live = []
+    for part in _chunks(sorted(touched)):
+        live += session.execute(
+            select(Master.id, Master.key, Master.record, Master.version, Master.updated_at).where(
+                Master.id.in_(part), Master.merged_into.is_(None), Master.version > 0
+            )
+        ).all()
+    if live:
+        frame = pl.DataFrame(
+            {
+                "master_id": [m[0] for m in live],
+                "key": [m[1] for m in live],
+                **{a: [m[2].get(a) for m in live] for a in base.attributes},
+                "version": [m[3] for m in live],
+                "updated_at": [_utc(m[4]) for m in live],
+            },
+            schema_overrides={"key": pl.String, **dict.fromkeys(base.attributes, pl.String)},
+        )
+        staging.insert_frame(conn, table, frame)
 
 
 # ---------------------------------------------------------------- reading masters

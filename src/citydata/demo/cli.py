@@ -49,7 +49,7 @@ def generate_cmd(
     )
 
 
-def load(directory: Path) -> dict:
+def load(directory: Path, resolve_bases: bool = True) -> dict:
     """Import the catalog, ingest every department file as a batch (aggregation), then resolve
     the staged rows into the base databases (resolution)."""
     from citydata.bases.service import base_codes, resolve
@@ -78,7 +78,7 @@ def load(directory: Path) -> dict:
             rejected += report.rows_rejected
             bar.advance(task)
         resolved = {}
-        for code in base_codes():
+        for code in base_codes() if resolve_bases else []:
             task = bar.add_task(f"解析 {code}", total=None)
             report = resolve(store(), code)
             resolved[code] = {"rows": report.rows_resolved, "masters": report.masters}
@@ -95,9 +95,12 @@ def load(directory: Path) -> dict:
 
 
 @demo_app.command("load")
-def load_cmd(directory: Path = typer.Argument(DEFAULT_DIR, exists=True, file_okay=False)) -> None:
-    """Load a generated demo city: its catalog, then every file through aggregation."""
-    summary = load(directory)
+def load_cmd(
+    directory: Path = typer.Argument(DEFAULT_DIR, exists=True, file_okay=False),
+    resolve_bases: bool = typer.Option(True, "--resolve/--no-resolve", help="归集后解析基础库"),
+) -> None:
+    """Load a generated demo city: its catalog, every file through aggregation, then resolution."""
+    summary = load(directory, resolve_bases)
     s = summary["statuses"]
     out.print(
         f"已导入目录：{summary['units']} 个单位、{summary['catalog_classes']} 个信息资源",
@@ -127,7 +130,7 @@ def run_cmd(
     elif json.loads((directory / "manifest.json").read_text())["people"] != people:
         fail(f"{directory} 已有另一规模的演示城市；删除它或用 --dir 指定新目录")
     init()
-    load_cmd(directory)
+    load_cmd(directory, True)
     out.print(
         f"演示城市已就绪：http://{host}:{port}/  （数据库 {Settings.from_env().database_url}）",
         highlight=False,

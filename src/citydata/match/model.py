@@ -84,7 +84,7 @@ def train_and_predict(
         retain_matching_columns=False,
     )
     linker = Linker(table, creator, log_level=logging.ERROR)
-    linker.training.estimate_u_using_random_sampling(max_pairs=1e6, seed=settings.seed)
+    linker.training.estimate_u_using_random_sampling(max_pairs=3e5, seed=settings.seed)
     for rule in _blocking(settings):  # each EM session trains every comparison but its block's
         try:
             linker.training.estimate_parameters_using_expectation_maximisation(rule)

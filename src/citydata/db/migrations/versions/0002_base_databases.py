@@ -2,7 +2,7 @@
 
 Revision ID: 0002
 Revises: 0001
-Create Date: 2026-11-26 17:05:12.737639
+Create Date: 2026-11-26 17:16:54.195113
 """
 
 import sqlalchemy as sa
@@ -47,6 +47,19 @@ def upgrade() -> None:
     with op.batch_alter_table("masters", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_masters_base"), ["base"], unique=False)
         batch_op.create_index(batch_op.f("ix_masters_name"), ["name"], unique=False)
+
+    op.create_table(
+        "theme_refreshes",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("name", sa.String(length=64), nullable=False),
+        sa.Column("class_code", sa.String(length=64), nullable=False),
+        sa.Column("rows", sa.Integer(), nullable=False),
+        sa.Column("definition_hash", sa.String(length=64), nullable=False),
+        sa.Column("refreshed_at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_theme_refreshes")),
+    )
+    with op.batch_alter_table("theme_refreshes", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_theme_refreshes_name"), ["name"], unique=False)
 
     op.create_table(
         "master_values",
@@ -156,6 +169,10 @@ def downgrade() -> None:
         batch_op.drop_index("ix_master_values_master_attribute")
 
     op.drop_table("master_values")
+    with op.batch_alter_table("theme_refreshes", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_theme_refreshes_name"))
+
+    op.drop_table("theme_refreshes")
     with op.batch_alter_table("masters", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_masters_name"))
         batch_op.drop_index(batch_op.f("ix_masters_base"))
