@@ -17,6 +17,7 @@ from citydata.bases.spec import SpecError, parse_specs
 from citydata.catalog.models import ResourceClass
 from citydata.catalog.service import import_catalog
 from citydata.ingest.service import ingest
+from conftest import SEVEN_BASES
 
 HOUSEHOLD, SOCIAL = "101001/00001", "101001/00002"
 ZHANG = "11010519491231002X"  # 15-digit form: 110105491231002
@@ -325,13 +326,15 @@ def test_records_api_for_administrators_with_provenance_search_and_as_of(
 
 def test_settings_problems_name_the_line():
     good = Path(service.__file__).with_name("bases.toml").read_text(encoding="utf-8")
-    assert set(parse_specs(good)) == {"population", "legal_person", "housing"}
+    assert set(parse_specs(good)) == SEVEN_BASES
     with pytest.raises(SpecError, match=r"第 \d+ 行.*未知的基础库「people」"):
         parse_specs(good.replace("[population]", "[people]"))
     with pytest.raises(SpecError, match=r"第 \d+ 行.*「sex」的类型「gender」"):
         parse_specs(good.replace('sex = "exact"', 'sex = "gender"'))
     with pytest.raises(SpecError, match="key「idno」"):
         parse_specs(good.replace('key = "id_number"', 'key = "idno"'))
+    with pytest.raises(SpecError, match=r"第 \d+ 行: 关联「legal_rep_id = nobody」"):
+        parse_specs(good.replace('legal_rep_id = "population"', 'legal_rep_id = "nobody"'))
 
 
 def test_the_demo_city_resolves_against_its_truth(store, tmp_path):
@@ -346,11 +349,30 @@ def test_the_demo_city_resolves_against_its_truth(store, tmp_path):
         import_catalog(session, city / "catalog.json")
     for entry in manifest["files"]:
         ingest(store, city / entry["path"], entry["class_code"], encoding=entry["encoding"])
-    for base in ("population", "legal_person", "housing"):
+    for base in service.base_codes():  # all seven, in order: links point to earlier bases
         report = service.resolve(store, base)
-        scores = resolution_scores(store, city, base)
-        assert scores["rows"] == linked_rows(store, base).height == report.rows_resolved > 0
-        assert scores["f1"] >= 0.99, (base, scores)
+        assert report.masters > 0 and report.rows_resolved == linked_rows(store, base).height
+        if base in {"population", "legal_person", "housing"}:
+            scores = resolution_scores(store, city, base)
+            assert scores["rows"] == report.rows_resolved, (base, scores)
+            assert scores["f1"] >= 0.99, (base, scores)
+    assert set(service.base_codes()) == SEVEN_BASES
+    with store.engine.connect() as conn:
+        # Links between bases: a house's owner and a company's representative name masters.
+        unlinked = conn.exec_driver_sql(
+            "SELECT count(*) FROM base_housing h LEFT JOIN masters m ON m.id = h.owner_id_number_master "
+            "WHERE h.owner_id_number IS NOT NULL AND (m.key IS NULL OR m.key <> h.owner_id_number)"
+        ).scalar()
+        reps = conn.exec_driver_sql(
+            "SELECT count(legal_rep_id), count(legal_rep_id_master) FROM base_legal_person"
+        ).one()
+        # The spatial join agrees with the grid cell each department wrote down.
+        located = conn.exec_driver_sql(
+            "SELECT count(*), count(located_grid), "
+            "sum(CASE WHEN located_grid = grid_code THEN 1 ELSE 0 END) FROM base_event"
+        ).one()
+    assert unlinked == 0 and reps[0] == reps[1] > 0
+    assert located[1] == located[2] and located[1] >= 0.95 * located[0], located
     # Rows without an ID number were matched, not given masters of their own.
     population = service.resolve(store, "population", full=True)
     assert population.by_match > 0 and population.new_masters == 0

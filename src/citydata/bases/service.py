@@ -105,10 +105,13 @@ def feeds(session: Session, base: BaseSpec) -> list[Feed]:
     )
     out = []
     for rc in classes:
+        if base.classes and rc.code not in base.classes:
+            continue
         names = {f.name for f in rc.fields}
         mapping = {a: a for a in base.attributes if a in names}
         table = staging.table_name(rc.code)
-        if table in existing and (base.key in mapping or len(mapping) >= 2):
+        keyed = all(k in mapping for k in base.keys)
+        if table in existing and (keyed or len(mapping) >= 2):
             out.append(Feed(rc.code, rc.provider_code, table, mapping))
     return out
 
@@ -164,13 +167,20 @@ def _chunks(ids: list[int], size: int = 500):  # noqa: ANN202
         yield ids[start : start + size]
 
 
+def _key(base: BaseSpec) -> pl.Expr:
+    """A row's master key: its key attribute, or its key attributes joined by '|'."""
+    if len(base.keys) == 1:
+        return pl.col(base.key)
+    return pl.concat_str([pl.col(k) for k in base.keys], separator="|")
+
+
 def _key_valid(base: BaseSpec) -> pl.Expr:
     key = pl.col(base.key)
     if base.key_rule == "id_number":
         return std.id_number_valid(key)
     if base.key_rule == "credit_code":
         return std.credit_code_valid(key)
-    return key.is_not_null()
+    return pl.all_horizontal(pl.col(k).is_not_null() for k in base.keys)
 
 
 def _authority_rank(base: BaseSpec) -> pl.Expr:
@@ -200,7 +210,9 @@ def resolve(
         sources = feeds(session, base)
         rows = staged_rows(conn, base, sources)
         rows = prepare(rows, base.attributes).with_columns(
-            _key_valid(base).alias("_keyed"), _authority_rank(base).alias("_rank")
+            _key_valid(base).alias("_keyed"),
+            _authority_rank(base).alias("_rank"),
+            _key(base).alias("_key"),
         )
         report.rows_seen = rows.height
         links = _links(conn, base)
@@ -221,7 +233,7 @@ def resolve(
         keyed_links = keyed.select(
             *ROW_KEY,
             "class_code",
-            ids.for_keys(keyed[base.key]).alias("master_id"),
+            ids.for_keys(keyed["_key"]).alias("master_id"),
             pl.lit("key").alias("method"),
             pl.lit(None, pl.Float64).alias("weight"),
         )
@@ -588,12 +600,13 @@ def _golden_records(
         .select(*ROW_KEY, "master_id")
         .join(rows, on=ROW_KEY)
     )
-    long = members.unpivot(
-        index=["master_id", *ROW_KEY, "class_code", "unit_code", "observed_at", "_rank"],
-        on=list(base.attributes),
-        variable_name="attribute",
-        value_name="value",
-    ).drop_nulls("value")
+    index = ["master_id", *ROW_KEY, "class_code", "unit_code", "observed_at", "_rank"]
+    long = (
+        members.select(*index, *[pl.col(a).alias(f"attr:{a}") for a in base.attributes])
+        .unpivot(index=index, variable_name="attribute", value_name="value")
+        .drop_nulls("value")
+        .with_columns(pl.col("attribute").str.strip_prefix("attr:"))
+    )
     # Per distinct value: how many rows carry it, and the most trusted, most recent of them.
     values = (
         long.sort(
@@ -831,27 +844,85 @@ _published = MetaData()
 
 
 def base_table(base: BaseSpec) -> Table:
-    """``base_<code>``: one row per live master, one text column per attribute — what theme
-    databases and, later, sharing read with plain SQL on either store."""
+    """``base_<code>``: one row per live master, one text column per attribute, plus the masters
+    its links name in other bases and, for located bases, the grid cell and district its
+    coordinates fall in — what theme databases and sharing read with plain SQL."""
     name = f"base_{base.code}"
     if name in _published.tables:
         return _published.tables[name]
+    located = (
+        [Column("located_grid", Text), Column("located_division", Text)] if base.locate else []
+    )
     return Table(
         name,
         _published,
         Column("master_id", Integer, primary_key=True),
         Column("key", String(64), index=True),
         *[Column(a, Text) for a in base.attributes],
+        *[Column(f"{a}_master", Integer) for a, _ in base.links],
+        *located,
         Column("version", Integer),
         Column("updated_at", DateTime(timezone=True)),
     )
 
 
+def _link_masters(session: Session, values: pl.Series, target: str) -> pl.Series:
+    """The master id in base ``target`` whose key is each value (null where none is)."""
+    wanted = values.drop_nulls().unique().to_list()
+    found: list[tuple[str, int]] = []
+    for part in _chunks(wanted):
+        found += session.execute(
+            select(Master.key, Master.id).where(Master.base == target, Master.key.in_(part))
+        ).all()
+    table = pl.DataFrame(found, schema={"value": pl.String, "target": pl.Int64}, orient="row")
+    return values.to_frame("value").join(table, on="value", how="left", maintain_order="left")[
+        "target"
+    ]
+
+
+def _locate(session: Session, frame: pl.DataFrame, longitude: str, latitude: str) -> pl.DataFrame:
+    """Grid cell and district of each row's point: a spatial join (shapely's STRtree) against
+    the cells of the spatial base."""
+    import shapely
+
+    cells = (
+        session.execute(
+            select(Master.record).where(
+                Master.base == "spatial", Master.merged_into.is_(None), Master.version > 0
+            )
+        )
+        .scalars()
+        .all()
+    )
+    cells = [c for c in cells if c.get("boundary")]
+    none = pl.lit(None, pl.String)
+    if not cells or frame.height == 0:
+        return frame.with_columns(none.alias("located_grid"), none.alias("located_division"))
+    polygons = shapely.from_wkt([c["boundary"] for c in cells], on_invalid="ignore")
+    tree = shapely.STRtree(polygons)
+    x = frame[longitude].cast(pl.Float64, strict=False).to_numpy()
+    y = frame[latitude].cast(pl.Float64, strict=False).to_numpy()
+    points = shapely.points(x, y)
+    point_index, cell_index = tree.query(points, predicate="within")
+    hits = pl.DataFrame({"i": point_index, "cell": cell_index}).unique("i", keep="first")
+    codes = pl.DataFrame(
+        {
+            "cell": range(len(cells)),
+            "located_grid": [c.get("grid_code") for c in cells],
+            "located_division": [c.get("division") for c in cells],
+        },
+        schema_overrides={"cell": hits.schema["cell"]},
+    )
+    placed = pl.DataFrame({"i": range(frame.height)}, schema={"i": hits.schema["i"]}).join(
+        hits.join(codes, on="cell"), on="i", how="left", maintain_order="left"
+    )
+    return frame.with_columns(placed["located_grid"], placed["located_division"])
+
+
 def publish(session: Session, base: BaseSpec, touched: set[int]) -> None:
     """Bring ``base_<code>`` up to date for the touched masters, inside the run's transaction."""
     conn = session.connection()
-    table = base_table(base)
-    table.create(conn, checkfirst=True)
+    table = staging.create_or_extend(conn, base_table(base))
     for part in _chunks(sorted(touched)):
         conn.execute(delete(table).where(table.c.master_id.in_(part)))
     live = []
@@ -861,18 +932,24 @@ def publish(session: Session, base: BaseSpec, touched: set[int]) -> None:
                 Master.id.in_(part), Master.merged_into.is_(None), Master.version > 0
             )
         ).all()
-    if live:
-        frame = pl.DataFrame(
-            {
-                "master_id": [m[0] for m in live],
-                "key": [m[1] for m in live],
-                **{a: [m[2].get(a) for m in live] for a in base.attributes},
-                "version": [m[3] for m in live],
-                "updated_at": [_utc(m[4]) for m in live],
-            },
-            schema_overrides={"key": pl.String, **dict.fromkeys(base.attributes, pl.String)},
-        )
-        staging.insert_frame(conn, table, frame)
+    if not live:
+        return
+    frame = pl.DataFrame(
+        {
+            "master_id": [m[0] for m in live],
+            "key": [m[1] for m in live],
+            **{a: [m[2].get(a) for m in live] for a in base.attributes},
+            "version": [m[3] for m in live],
+            "updated_at": [_utc(m[4]) for m in live],
+        },
+        schema_overrides={"key": pl.String, **dict.fromkeys(base.attributes, pl.String)},
+    )
+    frame = frame.with_columns(
+        _link_masters(session, frame[a], target).alias(f"{a}_master") for a, target in base.links
+    )
+    if base.locate:
+        frame = _locate(session, frame, *base.locate)
+    staging.insert_frame(conn, table, frame)
 
 
 # ---------------------------------------------------------------- reading masters

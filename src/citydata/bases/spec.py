@@ -23,10 +23,17 @@ class SpecError(ValueError):
 class BaseSpec:
     code: str
     name: str
-    key: str
+    keys: tuple[str, ...]  # one attribute, or several that together identify a record
     key_rule: str
     attributes: dict[str, str]  # attribute -> match kind
     authority: tuple[str, ...]  # class codes, most trusted first
+    classes: tuple[str, ...] = ()  # when set, only these classes feed the base
+    links: tuple[tuple[str, str], ...] = ()  # (attribute holding a key, base whose master it names)
+    locate: tuple[str, str] | None = None  # (longitude, latitude) attributes: spatial join
+
+    @property
+    def key(self) -> str:
+        return self.keys[0]
 
 
 def _line(text: str, needle: str) -> int | None:
@@ -43,7 +50,16 @@ def parse_specs(text: str, source: str = "bases.toml") -> dict[str, BaseSpec]:
         where = f"{source} 第 {_line(text, f'[{code}]')} 行"
         if code not in vocab.BASE_DB or code == "none":
             raise SpecError(f"{where}: 未知的基础库「{code}」，可选：{'、'.join(vocab.BASE_DB)}")
-        unknown = set(body) - {"name", "key", "key_rule", "attributes", "authority"}
+        unknown = set(body) - {
+            "name",
+            "key",
+            "key_rule",
+            "attributes",
+            "authority",
+            "classes",
+            "links",
+            "locate",
+        }
         if unknown:
             raise SpecError(f"{where}: 未知的设置项 {'、'.join(sorted(unknown))}")
         attributes = body.get("attributes") or {}
@@ -53,17 +69,35 @@ def parse_specs(text: str, source: str = "bases.toml") -> dict[str, BaseSpec]:
                     f"{source} 第 {_line(text, f'{attribute} = ')} 行: 属性「{attribute}」的类型「{kind}」未知，"
                     f"可选：{'、'.join(KINDS)}"
                 )
-        if body.get("key") not in attributes:
-            raise SpecError(f"{where}: key「{body.get('key')}」必须是 attributes 中的一个属性")
-        if body.get("key_rule") not in KEY_RULES:
-            raise SpecError(f"{where}: key_rule 必须是 {'、'.join(KEY_RULES)} 之一")
+        keys = body.get("key")
+        keys = tuple(keys) if isinstance(keys, list) else (keys,)
+        if not keys or any(k not in attributes for k in keys):
+            raise SpecError(f"{where}: key「{body.get('key')}」必须是 attributes 中的属性")
+        if body.get("key_rule") not in KEY_RULES or (
+            len(keys) > 1 and body["key_rule"] != "present"
+        ):
+            raise SpecError(
+                f"{where}: key_rule 必须是 {'、'.join(KEY_RULES)} 之一（组合主键只能用 present）"
+            )
+        links = body.get("links", {})
+        for attribute, target in links.items():
+            if attribute not in attributes or target not in data:
+                raise SpecError(
+                    f"{source} 第 {_line(text, f'{attribute} = ')} 行: 关联「{attribute} = {target}」应为本库属性 = 已设置的基础库"
+                )
+        locate = body.get("locate")
+        if locate is not None and (len(locate) != 2 or any(a not in attributes for a in locate)):
+            raise SpecError(f"{where}: locate 应为 [经度属性, 纬度属性]")
         specs[code] = BaseSpec(
             code,
             body.get("name", vocab.BASE_DB[code]),
-            body["key"],
+            keys,
             body["key_rule"],
             dict(attributes),
             tuple(body.get("authority", ())),
+            tuple(body.get("classes", ())),
+            tuple(links.items()),
+            tuple(locate) if locate else None,
         )
     return specs
 

@@ -59,14 +59,19 @@ def staging_table(rc: ResourceClass) -> Table:
     )
 
 
-def ensure_table(conn: Connection, rc: ResourceClass) -> Table:
-    table = staging_table(rc)
+def create_or_extend(conn: Connection, table: Table) -> Table:
+    """Create ``table``, or add the columns it has gained since it was created."""
     table.create(conn, checkfirst=True)
     existing = {c["name"] for c in conn.dialect.get_columns(conn, table.name)}
     for column in table.columns:
-        if column.name not in existing:  # a field added to the class after its first batch
-            conn.exec_driver_sql(f'ALTER TABLE {table.name} ADD COLUMN "{column.name}" TEXT')
+        if column.name not in existing:  # e.g. a field added to the class after its first batch
+            kind = column.type.compile(dialect=conn.dialect)
+            conn.exec_driver_sql(f'ALTER TABLE {table.name} ADD COLUMN "{column.name}" {kind}')
     return table
+
+
+def ensure_table(conn: Connection, rc: ResourceClass) -> Table:
+    return create_or_extend(conn, staging_table(rc))
 
 
 def insert_frame(conn: Connection, table: Table, frame: pl.DataFrame) -> None:
