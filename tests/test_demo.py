@@ -4,6 +4,7 @@ exactly as the truth lists them, determinism, and a catalog that imports cleanly
 import hashlib
 import io
 import json
+import re
 from pathlib import Path
 
 import polars as pl
@@ -208,3 +209,15 @@ def test_catalog_imports_cleanly_and_demo_load_reports_it(city, env):
     result = CliRunner().invoke(app, ["demo", "load", str(directory)])
     assert result.exit_code == 0, result.output
     assert f"{manifest['units']} 个单位、{manifest['classes']} 个信息资源" in result.output
+    for base in (
+        "population",
+        "legal_person",
+        "housing",
+        "spatial",
+        "city_component",
+        "economy",
+        "event",
+    ):
+        assert re.search(rf"已解析 {base}：\d+ 行 → [1-9]\d* 个主记录", result.output), base
+    for theme in ("elderly_by_district", "enterprise_profile", "housing_per_person"):
+        assert re.search(rf"主题库 {theme}（\d+/\d+）：[1-9]\d* 行", result.output), theme

@@ -50,9 +50,10 @@ def generate_cmd(
 
 
 def load(directory: Path, resolve_bases: bool = True) -> dict:
-    """Import the catalog, ingest every department file as a batch (aggregation), then resolve
-    the staged rows into the base databases (resolution)."""
+    """Import the catalog, ingest every department file as a batch (aggregation), resolve the
+    staged rows into the base databases (resolution) and refresh the theme databases."""
     from citydata.bases.service import base_codes, resolve
+    from citydata.bases.themes import refresh as refresh_themes
     from citydata.catalog.service import import_catalog
     from citydata.ingest.service import ingest
 
@@ -83,6 +84,7 @@ def load(directory: Path, resolve_bases: bool = True) -> dict:
             report = resolve(store(), code)
             resolved[code] = {"rows": report.rows_resolved, "masters": report.masters}
             bar.update(task, total=1, completed=1)
+        themes = refresh_themes(store()) if resolve_bases else []
     return {
         "catalog_classes": result.classes,
         "units": result.units,
@@ -91,6 +93,7 @@ def load(directory: Path, resolve_bases: bool = True) -> dict:
         "rows_accepted": accepted,
         "rows_rejected": rejected,
         "resolved": resolved,
+        "themes": themes,
     }
 
 
@@ -113,6 +116,9 @@ def load_cmd(
     )
     for code, r in summary["resolved"].items():
         out.print(f"已解析 {code}：{r['rows']} 行 → {r['masters']} 个主记录", highlight=False)
+    for t in summary["themes"]:
+        done = f"{t['rows']} 行" if t["error"] is None else f"失败：{t['error']}"
+        out.print(f"主题库 {t['name']}（{t['class_code']}）：{done}", highlight=False)
 
 
 @demo_app.command("run")
