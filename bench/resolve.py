@@ -131,9 +131,16 @@ def run(size: int) -> None:
             )
             if base == "population":
                 ours = (seconds, scores["f1"])
-        seconds, out, peak = timed(
-            [sys.executable, __file__, "--baseline", env["CITYDATA_DATABASE_URL"], str(city)], env
-        )
+        try:
+            seconds, out, peak = timed(
+                [sys.executable, __file__, "--baseline", env["CITYDATA_DATABASE_URL"], str(city)],
+                env,
+            )
+        except subprocess.CalledProcessError as exc:  # e.g. killed for memory (exit status 137)
+            print(
+                f"  plain Splink (baseline)  population    did not finish: exit status {exc.returncode}"
+            )
+            return
         plain = json.loads(out.strip().splitlines()[-1])
         print(
             f"  plain Splink (baseline)  population    {plain['seconds']:7.1f} s  "

@@ -53,8 +53,8 @@ from citydata.db.base import utcnow
 from citydata.db.engine import Store
 from citydata.ingest import staging
 from citydata.ingest.models import Batch
-from citydata.match.model import UID, train_and_predict
-from citydata.match.prepare import pinyin_column, prepare
+from citydata.match.model import UID, block_columns, train_and_predict
+from citydata.match.prepare import prepare
 from citydata.match.settings import MatchSettings
 from citydata.standards import expressions as std
 
@@ -137,10 +137,16 @@ def staged_rows(
         where = ""
         if batch_ids is not None:
             where = f' WHERE "{staging.BATCH}" IN ({", ".join(str(int(b)) for b in batch_ids) or "NULL"})'
-        rows = conn.exec_driver_sql(
+        result = conn.execution_options(stream_results=True).exec_driver_sql(
             f'SELECT "{staging.BATCH}", "{staging.ROW}", {columns} FROM {feed.table}{where}'
-        ).all()
-        frame = pl.DataFrame(rows, schema=list(schema)[: 2 + len(base.attributes)], orient="row")
+        )
+        columns_schema = {n: schema[n] for n in list(schema)[: 2 + len(base.attributes)]}
+        # Fetched in slices: a city's million rows never sit in memory as Python tuples.
+        frames = [
+            pl.DataFrame(chunk, schema=columns_schema, orient="row")
+            for chunk in result.partitions(100_000)
+        ]
+        frame = pl.concat(frames) if frames else pl.DataFrame(schema=columns_schema)
         parts.append(
             frame.with_columns(
                 pl.lit(feed.class_code).alias("class_code"),
@@ -432,12 +438,11 @@ def _match_unkeyed(
         return confirmed.cast(link_schema), pl.DataFrame(schema=review_schema)
     # Candidates: resolved rows sharing a blocking value with an unkeyed row.
     pool = rows.join(resolved.select(*ROW_KEY, "master_id"), on=ROW_KEY)
-    blocks = [
-        pinyin_column(a) if k == "person_name" else a
-        for a, k in base.attributes.items()
-        if k in {"person_name", "date", "phone", "identifier"}
+    settings = MatchSettings(record_id=UID, columns=dict(base.attributes))
+    shared = [
+        pool.join(unkeyed.select(group).drop_nulls().unique(), on=list(group), how="semi")
+        for group in block_columns(settings)
     ]
-    shared = [pool.join(unkeyed.select(b).drop_nulls().unique(), on=b, how="semi") for b in blocks]
     candidates = pl.concat(shared).unique(ROW_KEY) if shared else pool.clear()
     if candidates.height + unkeyed.height < TRAINING_FLOOR and pool.height:
         padding = pool.join(candidates.select(ROW_KEY), on=ROW_KEY, how="anti")
@@ -452,7 +457,6 @@ def _match_unkeyed(
         .with_row_index(UID)
         .with_columns(pl.col(UID).cast(pl.Int64))
     )
-    settings = MatchSettings(record_id=UID, columns=dict(base.attributes))
     pairs, clusters = train_and_predict(records, settings)
     records = records.join(
         clusters.select(UID, pl.col("cluster_id").alias("cluster")), on=UID, how="left"

@@ -36,15 +36,23 @@ def _comparison(column: str, kind: str) -> CustomComparison:
     return CustomComparison(levels, output_column_name=column)
 
 
+def block_columns(settings: MatchSettings) -> list[tuple[str, ...]]:
+    """Candidate pairs share one of these column groups: an identifier, a phone, or a name's
+    sound together with a date (a name or a date alone would pair millions of records in a
+    city). Without those kinds, the first compared column."""
+    kinds = settings.columns.items()
+    names = [pinyin_column(c) for c, k in kinds if k == "person_name"]
+    dates = [c for c, k in kinds if k == "date"]
+    groups: list[tuple[str, ...]] = [(c,) for c, k in kinds if k in {"identifier", "phone"}]
+    if names and dates:
+        groups += [(n, d) for n in names for d in dates]
+    else:
+        groups += [(c,) for c in names or dates]
+    return groups or [(next(iter(settings.columns)),)]
+
+
 def _blocking(settings: MatchSettings) -> list:
-    """Candidate pairs: records sharing any identifier, phone, name sound or date."""
-    rules = []
-    for column, kind in settings.columns.items():
-        if kind in {"identifier", "phone", "date"}:
-            rules.append(block_on(column))
-        elif kind == "person_name":
-            rules.append(block_on(pinyin_column(column)))
-    return rules or [block_on(next(iter(settings.columns)))]
+    return [block_on(*group) for group in block_columns(settings)]
 
 
 def _pairs_sharing(values: pl.Series) -> int:
