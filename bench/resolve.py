@@ -43,13 +43,13 @@ def baseline(url: str, city: str) -> None:
     import polars as pl
     import splink.comparison_library as cl
     from splink import Linker, SettingsCreator, block_on
-    from splink.backends.duckdb import DuckDBAPI
 
     from citydata.bases.service import feeds, staged_rows
     from citydata.bases.spec import spec
     from citydata.db.engine import Store
     from citydata.demo.truth import pairwise_scores, truth_rows
     from citydata.ingest.models import Batch
+    from citydata.match.model import duckdb_api
 
     store = Store(url)
     base = spec("population")
@@ -74,7 +74,7 @@ def baseline(url: str, city: str) -> None:
             block_on("phone"),
         ],
     )
-    linker = Linker(DuckDBAPI().register(records.to_arrow()), settings, log_level=40)
+    linker = Linker(duckdb_api().register(records.to_arrow()), settings, log_level=40)
     linker.training.estimate_probability_two_random_records_match(
         [block_on("id_number")], recall=0.9
     )

@@ -463,5 +463,8 @@ def test_master_and_review_pages(store, catalog, client, tmp_path):
     client.post("/login", data={"username": "boss", "password": "password123", "csrf": token})
     page = client.get(f"/base/population/{master_id}").text
     assert "✔ 张三" in page and "张叁" in page and "/batches/" in page
-    assert "张三" in client.get("/base/population", params={"name": "张"}).text
+    search = client.get("/base/population", params={"name": "张"}).text
+    assert (
+        "张三" in search and 'href="/base/event"' in search and 'href="/base/population"' in search
+    )
     assert client.get("/base/population/reviews").status_code == 200

@@ -10,7 +10,7 @@ from fastapi.responses import RedirectResponse
 from citydata.bases import service
 from citydata.bases.api import decide
 from citydata.bases.models import Master
-from citydata.bases.spec import SpecError, spec
+from citydata.bases.spec import SpecError, spec, specs
 from citydata.web.auth import check_csrf, current_user
 from citydata.web.render import render
 
@@ -43,6 +43,7 @@ def base_page(request: Request, base: str, key: str = "", name: str = ""):  # no
             key=key,
             name_query=name,
             pending=pending,
+            bases=specs(),
         )
 
 

@@ -7,6 +7,8 @@ DatabaseAPI changes (see docs/matching.md)."""
 from __future__ import annotations
 
 import logging
+import tempfile
+from pathlib import Path
 
 import polars as pl
 import splink.comparison_level_library as cll
@@ -71,15 +73,24 @@ def _prior(frame: pl.DataFrame, settings: MatchSettings, recall: float = 0.9) ->
     return min(max(sharing / recall / (n * (n - 1) / 2), 1e-7), 0.5)
 
 
+def duckdb_api():  # noqa: ANN201
+    """Splink's DuckDB backend, spilling to the system's temporary folder — by default DuckDB
+    spills to ``.tmp`` in the working directory, which may be a source checkout."""
+    import duckdb
+    from splink.backends.duckdb import DuckDBAPI
+
+    spill = Path(tempfile.gettempdir()) / "citydata-duckdb"
+    spill.mkdir(exist_ok=True)
+    return DuckDBAPI(connection=duckdb.connect(config={"temp_directory": str(spill)}))
+
+
 def train_and_predict(
     frame: pl.DataFrame, settings: MatchSettings
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """(scored pairs at or above the review threshold, clusters at the match threshold).
     ``frame`` holds the prepared columns and a unique integer ``__uid``."""
-    from splink.backends.duckdb import DuckDBAPI
-
     logging.getLogger("splink").setLevel(logging.ERROR)  # its training chatter is not ours
-    db = DuckDBAPI()
+    db = duckdb_api()
     keep = [UID, *settings.columns]
     keep += [pinyin_column(c) for c, k in settings.columns.items() if k == "person_name"]
     table = db.register(frame.select(keep).to_arrow())
