@@ -137,8 +137,9 @@ def staged_rows(
         where = ""
         if batch_ids is not None:
             where = f' WHERE "{staging.BATCH}" IN ({", ".join(str(int(b)) for b in batch_ids) or "NULL"})'
-        result = conn.execution_options(stream_results=True).exec_driver_sql(
-            f'SELECT "{staging.BATCH}", "{staging.ROW}", {columns} FROM {feed.table}{where}'
+        result = conn.exec_driver_sql(  # a server-side cursor for this statement only
+            f'SELECT "{staging.BATCH}", "{staging.ROW}", {columns} FROM {feed.table}{where}',
+            execution_options={"stream_results": True},
         )
         columns_schema = {n: schema[n] for n in list(schema)[: 2 + len(base.attributes)]}
         # Fetched in slices: a city's million rows never sit in memory as Python tuples.
