@@ -202,16 +202,26 @@ def _labels(source: Source) -> dict[str, str]:
     return {f["name"]: f["label"] for f in source.fields}
 
 
+WRITE_ROWS = 100_000
+
+
 def write_frame(source: Source, frame: pl.DataFrame, path: Path, encoding: str) -> None:
     """Write as the department would: Chinese headers, the file's own format and encoding."""
     frame = frame.rename(_labels(source))
-    if source.fmt == "csv":
-        text = frame.write_csv()
-        codec = "utf-8" if encoding == "utf-8-sig" else encoding
-        data = text.encode(codec)
-        path.write_bytes(b"\xef\xbb\xbf" + data if encoding == "utf-8-sig" else data)
-    elif source.fmt == "jsonl":
-        path.write_bytes(frame.write_ndjson().encode())
+    if source.fmt in {"csv", "jsonl"}:
+        # In slices: a city's largest files are never held whole as text and again as bytes.
+        codec = "utf-8" if encoding == "utf-8-sig" or source.fmt == "jsonl" else encoding
+        with path.open("wb") as f:
+            if encoding == "utf-8-sig" and source.fmt == "csv":
+                f.write(b"\xef\xbb\xbf")
+            for i, part in enumerate(frame.iter_slices(WRITE_ROWS)):
+                if source.fmt == "csv":
+                    text = part.write_csv(include_header=i == 0)
+                else:
+                    text = part.write_ndjson()
+                f.write(text.encode(codec))
+            if frame.height == 0 and source.fmt == "csv":
+                f.write(frame.write_csv().encode(codec))
     else:
         buffer = io.BytesIO()
         book = xlsxwriter.Workbook(buffer, {"constant_memory": True, "in_memory": True})
