@@ -39,20 +39,16 @@ def catalog(store, demo_catalog):
         import_catalog(session, demo_catalog)
 
 
-def household(rows: list[tuple], path: Path) -> Path:
-    pl.DataFrame(
-        rows,
-        schema=["id_number", "name", "sex", "birth_date", "division", "address", "phone"],
-        orient="row",
-    ).write_csv(path)
-    return path
+COLUMNS = {
+    HOUSEHOLD: ["id_number", "name", "sex", "birth_date", "division", "address", "phone"],
+    SOCIAL: ["insured_no", "id_number", "name", "birth_date", "phone"],
+}
 
 
-def social(rows: list[tuple], path: Path) -> Path:
-    pl.DataFrame(
-        rows, schema=["insured_no", "id_number", "name", "birth_date", "phone"], orient="row"
-    ).write_csv(path)
-    return path
+def stage(store, class_code: str, rows: list[tuple], path: Path, mode: str = "append"):
+    """Write ``rows`` as the class's department would and ingest them as one batch."""
+    pl.DataFrame(rows, schema=COLUMNS[class_code], orient="row").write_csv(path)
+    return ingest(store, path, class_code, mode=mode)
 
 
 def masters(store, base="population") -> dict[str, Master]:
@@ -66,24 +62,20 @@ def masters(store, base="population") -> dict[str, Master]:
 
 
 def test_a_legacy_15_digit_number_joins_the_18_digit_master(store, catalog, tmp_path):
-    ingest(
+    stage(
         store,
-        household(
-            [(ZHANG, "张三", "女", "1949-12-31", "430102", "芙蓉区五一大道1号", None)],
-            tmp_path / "h.csv",
-        ),
         HOUSEHOLD,
+        [(ZHANG, "张三", "女", "1949-12-31", "430102", "芙蓉区五一大道1号", None)],
+        tmp_path / "h.csv",
     )
-    ingest(
+    stage(
         store,
-        social(
-            [
-                ("S1", "110105491231002", "张三", "1949-12-31", "13812345678"),
-                ("S2", LI, "李四", "1991-01-01", None),
-            ],
-            tmp_path / "s.csv",
-        ),
         SOCIAL,
+        [
+            ("S1", "110105491231002", "张三", "1949-12-31", "13812345678"),
+            ("S2", LI, "李四", "1991-01-01", None),
+        ],
+        tmp_path / "s.csv",
     )
     report = service.resolve(store, "population")
     assert (report.rows_resolved, report.by_key, report.new_masters) == (3, 3, 2)
@@ -100,19 +92,13 @@ def test_a_legacy_15_digit_number_joins_the_18_digit_master(store, catalog, tmp_
 def test_survivorship_prefers_authority_then_recency_and_keeps_every_value(
     store, catalog, tmp_path
 ):
-    ingest(
+    stage(
         store,
-        household(
-            [(ZHANG, "张三", "女", "1949-12-31", "430102", "芙蓉区五一大道1号", None)],
-            tmp_path / "h.csv",
-        ),
         HOUSEHOLD,
+        [(ZHANG, "张三", "女", "1949-12-31", "430102", "芙蓉区五一大道1号", None)],
+        tmp_path / "h.csv",
     )
-    ingest(
-        store,
-        social([("S1", ZHANG, "张叁", "1949-12-31", "13812345678")], tmp_path / "s.csv"),
-        SOCIAL,
-    )
+    stage(store, SOCIAL, [("S1", ZHANG, "张叁", "1949-12-31", "13812345678")], tmp_path / "s.csv")
     service.resolve(store, "population")
     master = masters(store)[ZHANG]
     assert master.record["name"] == "张三"  # household registration outranks social insurance
@@ -129,11 +115,8 @@ def test_survivorship_prefers_authority_then_recency_and_keeps_every_value(
     )
     # A newer household batch moves the address: the same authority, so recency decides.
     before = datetime.now(UTC)
-    moved = household(
-        [(ZHANG, "张三", "女", "1949-12-31", "430102", "岳麓区麓山南路2号", None)],
-        tmp_path / "h2.csv",
-    )
-    assert ingest(store, moved, HOUSEHOLD, mode="upsert").rows_removed == 1
+    moved = [(ZHANG, "张三", "女", "1949-12-31", "430102", "岳麓区麓山南路2号", None)]
+    assert stage(store, HOUSEHOLD, moved, tmp_path / "h2.csv", mode="upsert").rows_removed == 1
     report = service.resolve(store, "population")
     assert (report.links_dropped, report.changed_masters) == (1, 1)
     master = masters(store)[ZHANG]
@@ -148,16 +131,17 @@ def test_survivorship_prefers_authority_then_recency_and_keeps_every_value(
 
 
 def test_reruns_keep_ids_and_new_batches_resolve_incrementally(store, catalog, tmp_path):
-    ingest(
+    stage(
         store,
-        household([(ZHANG, "张三", "女", "1949-12-31", "430102", None, None)], tmp_path / "h.csv"),
         HOUSEHOLD,
+        [(ZHANG, "张三", "女", "1949-12-31", "430102", None, None)],
+        tmp_path / "h.csv",
     )
     service.resolve(store, "population")
     first = {k: m.id for k, m in masters(store).items()}
     again = service.resolve(store, "population")
     assert (again.rows_resolved, again.changed_masters) == (0, 0)
-    ingest(store, social([("S2", LI, "李四", "1991-01-01", None)], tmp_path / "s.csv"), SOCIAL)
+    stage(store, SOCIAL, [("S2", LI, "李四", "1991-01-01", None)], tmp_path / "s.csv")
     added = service.resolve(store, "population")
     assert (added.rows_resolved, added.new_masters) == (1, 1)
     full = service.resolve(store, "population", full=True)
@@ -169,13 +153,14 @@ def test_reruns_keep_ids_and_new_batches_resolve_incrementally(store, catalog, t
 def test_a_run_that_fails_part_way_leaves_the_masters_as_they_were(
     store, catalog, tmp_path, monkeypatch
 ):
-    ingest(
+    stage(
         store,
-        household([(ZHANG, "张三", "女", "1949-12-31", "430102", None, None)], tmp_path / "h.csv"),
         HOUSEHOLD,
+        [(ZHANG, "张三", "女", "1949-12-31", "430102", None, None)],
+        tmp_path / "h.csv",
     )
     service.resolve(store, "population")
-    ingest(store, social([("S2", LI, "李四", "1991-01-01", None)], tmp_path / "s.csv"), SOCIAL)
+    stage(store, SOCIAL, [("S2", LI, "李四", "1991-01-01", None)], tmp_path / "s.csv")
 
     def broken(*_args, **_kwargs):
         raise RuntimeError("disk full")
@@ -191,21 +176,17 @@ def test_a_run_that_fails_part_way_leaves_the_masters_as_they_were(
 def test_review_decisions_move_rows_and_are_respected(store, catalog, client, tmp_path):
     from conftest import make_user
 
-    ingest(
+    stage(
         store,
-        household(
-            [
-                (ZHANG, "张三", "女", "1949-12-31", "430102", None, None),
-                (LI, "李四", "男", "1991-01-01", "430104", None, None),
-            ],
-            tmp_path / "h.csv",
-        ),
         HOUSEHOLD,
+        [
+            (ZHANG, "张三", "女", "1949-12-31", "430102", None, None),
+            (LI, "李四", "男", "1991-01-01", "430104", None, None),
+        ],
+        tmp_path / "h.csv",
     )
-    batch = ingest(
-        store,
-        social([("S9", None, "张三", "1949-12-31", "13800000000")], tmp_path / "s.csv"),
-        SOCIAL,
+    batch = stage(
+        store, SOCIAL, [("S9", None, "张三", "1949-12-31", "13800000000")], tmp_path / "s.csv"
     ).batch_id
     service.resolve(store, "population")
     found = masters(store)
@@ -288,10 +269,11 @@ def test_records_api_for_administrators_with_provenance_search_and_as_of(
 ):
     from conftest import make_user
 
-    ingest(
+    stage(
         store,
-        household([(ZHANG, "张三", "女", "1949-12-31", "430102", None, None)], tmp_path / "h.csv"),
         HOUSEHOLD,
+        [(ZHANG, "张三", "女", "1949-12-31", "430102", None, None)],
+        tmp_path / "h.csv",
     )
     service.resolve(store, "population")
     master_id = masters(store)[ZHANG].id
@@ -447,15 +429,13 @@ def test_a_broken_theme_is_refused_with_its_reason_and_registers_nothing(store, 
 def test_master_and_review_pages(store, catalog, client, tmp_path):
     from conftest import make_user
 
-    ingest(
+    stage(
         store,
-        household(
-            [(ZHANG, "张三", "女", "1949-12-31", "430102", "芙蓉区五一大道1号", None)],
-            tmp_path / "h.csv",
-        ),
         HOUSEHOLD,
+        [(ZHANG, "张三", "女", "1949-12-31", "430102", "芙蓉区五一大道1号", None)],
+        tmp_path / "h.csv",
     )
-    ingest(store, social([("S1", ZHANG, "张叁", "1949-12-31", None)], tmp_path / "s.csv"), SOCIAL)
+    stage(store, SOCIAL, [("S1", ZHANG, "张叁", "1949-12-31", None)], tmp_path / "s.csv")
     service.resolve(store, "population")
     master_id = masters(store)[ZHANG].id
     make_user(store, "boss", "admin")
