@@ -9,19 +9,25 @@ from __future__ import annotations
 import logging
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import polars as pl
-import splink.comparison_level_library as cll
-from splink import Linker, SettingsCreator, block_on
-from splink.comparison_library import CustomComparison
 
 from citydata.match.prepare import pinyin_column
 from citydata.match.settings import MatchSettings
 
+if TYPE_CHECKING:
+    from splink.comparison_library import CustomComparison
+
 UID = "__uid"
+# Splink (and DuckDB under it) is imported where a model is built, not when the web application
+# or the CLI starts: it costs a quarter of a second that most commands never need.
 
 
 def _comparison(column: str, kind: str) -> CustomComparison:
+    import splink.comparison_level_library as cll
+    from splink.comparison_library import CustomComparison
+
     levels: list = [cll.NullLevel(column), cll.ExactMatchLevel(column)]
     if kind == "person_name":
         levels += [
@@ -54,12 +60,15 @@ def block_columns(settings: MatchSettings) -> list[tuple[str, ...]]:
 
 
 def _blocking(settings: MatchSettings) -> list:
+    from splink import block_on
+
     return [block_on(*group) for group in block_columns(settings)]
 
 
-def _pairs_sharing(values: pl.Series) -> int:
-    counts = values.drop_nulls().value_counts()["count"].cast(pl.Int64)
-    return int((counts * (counts - 1) // 2).sum())
+def pairs_within(frame: pl.DataFrame, *by: str) -> int:
+    """How many unordered pairs of rows share the values of ``by``."""
+    sizes = frame.group_by(*by).len()["len"].cast(pl.Int64)
+    return int((sizes * (sizes - 1) // 2).sum())
 
 
 def _prior(frame: pl.DataFrame, settings: MatchSettings, recall: float = 0.9) -> float:
@@ -69,7 +78,7 @@ def _prior(frame: pl.DataFrame, settings: MatchSettings, recall: float = 0.9) ->
     identifiers = [c for c, k in settings.columns.items() if k == "identifier"]
     if n < 2 or not identifiers:
         return 1e-4
-    sharing = max(_pairs_sharing(frame.get_column(c)) for c in identifiers)
+    sharing = max(pairs_within(frame.select(c).drop_nulls(), c) for c in identifiers)
     return min(max(sharing / recall / (n * (n - 1) / 2), 1e-7), 0.5)
 
 
@@ -89,6 +98,8 @@ def train_and_predict(
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """(scored pairs at or above the review threshold, clusters at the match threshold).
     ``frame`` holds the prepared columns and a unique integer ``__uid``."""
+    from splink import Linker, SettingsCreator
+
     logging.getLogger("splink").setLevel(logging.ERROR)  # its training chatter is not ours
     db = duckdb_api()
     keep = [UID, *settings.columns]
