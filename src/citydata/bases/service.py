@@ -60,6 +60,14 @@ from citydata.standards import expressions as std
 
 Progress = Callable[[str, int, int], None]
 ROW_KEY = ["batch_id", "row"]
+LINK_SCHEMA = {  # a staged row's link to its master, as master_links holds it
+    "batch_id": pl.Int64,
+    "row": pl.Int64,
+    "class_code": pl.String,
+    "master_id": pl.Int64,
+    "method": pl.String,
+    "weight": pl.Float64,
+}
 TRAINING_FLOOR = 2000  # fewer candidate rows than this: pad with resolved rows so EM can learn
 
 
@@ -195,6 +203,19 @@ def _authority_rank(base: BaseSpec) -> pl.Expr:
     return pl.col("class_code").replace_strict(ranks, default=len(ranks), return_dtype=pl.Int32)
 
 
+def _prepared_rows(
+    session: Session, base: BaseSpec, batch_ids: list[int] | None = None
+) -> pl.DataFrame:
+    """Staged rows normalised for matching, with their key, whether it is valid, and the rank
+    of their source's authority."""
+    rows = staged_rows(session.connection(), base, feeds(session, base), batch_ids)
+    return prepare(rows, base.attributes).with_columns(
+        _key_valid(base).alias("_keyed"),
+        _authority_rank(base).alias("_rank"),
+        _key(base).alias("_key"),
+    )
+
+
 # ---------------------------------------------------------------- the run
 
 
@@ -214,13 +235,7 @@ def resolve(
     with store.session() as session:
         conn = session.connection()
         step("读取", 0, 0)
-        sources = feeds(session, base)
-        rows = staged_rows(conn, base, sources)
-        rows = prepare(rows, base.attributes).with_columns(
-            _key_valid(base).alias("_keyed"),
-            _authority_rank(base).alias("_rank"),
-            _key(base).alias("_key"),
-        )
+        rows = _prepared_rows(session, base)
         report.rows_seen = rows.height
         links = _links(conn, base)
         previous = links
@@ -282,37 +297,21 @@ def resolve(
 
 def _links(conn: Connection, base: BaseSpec) -> pl.DataFrame:
     rows = conn.execute(
-        select(
-            MasterLink.batch_id,
-            MasterLink.row,
-            MasterLink.class_code,
-            MasterLink.master_id,
-            MasterLink.method,
-            MasterLink.weight,
-        ).where(MasterLink.base == base.code)
+        select(*[MasterLink.__table__.c[c] for c in LINK_SCHEMA]).where(
+            MasterLink.base == base.code
+        )
     ).all()
-    return pl.DataFrame(
-        rows,
-        schema={
-            "batch_id": pl.Int64,
-            "row": pl.Int64,
-            "class_code": pl.String,
-            "master_id": pl.Int64,
-            "method": pl.String,
-            "weight": pl.Float64,
-        },
-        orient="row",
-    )
+    return pl.DataFrame(rows, schema=LINK_SCHEMA, orient="row")
 
 
 def _delete_links(session: Session, base: BaseSpec, gone: pl.DataFrame) -> None:
     for batch_id, rows in gone.group_by("batch_id").agg(pl.col("row")).iter_rows():
-        for start in range(0, len(rows), 500):
+        for part in _chunks(rows):
             session.execute(
                 delete(MasterLink).where(
                     MasterLink.base == base.code,
                     MasterLink.batch_id == batch_id,
-                    MasterLink.row.in_(rows[start : start + 500]),
+                    MasterLink.row.in_(part),
                 )
             )
 
@@ -405,14 +404,7 @@ def _match_unkeyed(
     ids: _MasterIds,
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Links for rows without a valid key, and the uncertain (row, master, probability) pairs."""
-    link_schema = {
-        "batch_id": pl.Int64,
-        "row": pl.Int64,
-        "class_code": pl.String,
-        "master_id": pl.Int64,
-        "method": pl.String,
-        "weight": pl.Float64,
-    }
+    link_schema = LINK_SCHEMA
     review_schema = {
         "batch_id": pl.Int64,
         "row": pl.Int64,
@@ -790,8 +782,7 @@ def _recompute(session: Session, base: BaseSpec, touched: set[int]) -> int:
     links = _links(conn, base).filter(
         pl.col("master_id").is_in(pl.Series(sorted(touched), dtype=pl.Int64).implode())
     )
-    rows = staged_rows(conn, base, feeds(session, base), links["batch_id"].unique().to_list())
-    rows = prepare(rows, base.attributes).with_columns(_authority_rank(base).alias("_rank"))
+    rows = _prepared_rows(session, base, links["batch_id"].unique().to_list())
     changed = _golden_records(session, base, rows, links, touched, utcnow())
     publish(session, base, touched)
     return changed

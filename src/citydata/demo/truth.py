@@ -11,14 +11,9 @@ from sqlalchemy import select
 from citydata.bases.models import MasterLink
 from citydata.db.engine import Store
 from citydata.ingest.models import Batch
+from citydata.match.model import pairs_within
 
 ENTITY = {"population": "person", "legal_person": "legal_person", "housing": "house"}
-
-
-def pairs_within(frame: pl.DataFrame, *by: str) -> int:
-    """How many unordered pairs of rows share the values of ``by``."""
-    sizes = frame.group_by(*by).len()["len"].cast(pl.Int64)
-    return int((sizes * (sizes - 1) // 2).sum())
 
 
 def pairwise_scores(clustered: pl.DataFrame, cluster: str, truth: str) -> dict[str, float]:

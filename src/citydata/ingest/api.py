@@ -39,6 +39,28 @@ def _spool(upload: UploadFile, folder: str) -> Path:
     return path
 
 
+def _ingest(
+    request: Request,
+    user: User,
+    path: Path,
+    class_code: str,
+    mode: str,
+    encoding: str | None,
+    **hooks: Any,
+) -> service.Report:
+    return service.ingest(
+        request.app.state.store,
+        path,
+        class_code,
+        None,
+        mode,
+        encoding or None,
+        user.username,
+        path.name,
+        **hooks,
+    )
+
+
 def receive(
     request: Request,
     user: User,
@@ -52,16 +74,7 @@ def receive(
     with tempfile.TemporaryDirectory() as folder:
         path = _spool(upload, folder)
         try:
-            return service.ingest(
-                request.app.state.store,
-                path,
-                class_code,
-                None,
-                mode,
-                encoding or None,
-                user.username,
-                path.name,
-            )
+            return _ingest(request, user, path, class_code, mode, encoding)
         except service.IngestError as exc:
             raise HTTPException(422, str(exc)) from exc
 
@@ -84,15 +97,13 @@ def receive_in_background(
 
     def run() -> None:
         try:
-            started["report"] = service.ingest(
-                request.app.state.store,
+            started["report"] = _ingest(
+                request,
+                user,
                 path,
                 class_code,
-                None,
                 mode,
-                encoding or None,
-                user.username,
-                path.name,
+                encoding,
                 on_batch=lambda batch_id: (started.setdefault("batch_id", batch_id), ready.set()),
             )
         except Exception as exc:  # noqa: BLE001 - reported to the waiting request below

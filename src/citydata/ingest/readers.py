@@ -147,6 +147,17 @@ def _readable(path: Path, batches: Iterator[pl.DataFrame], what: str) -> Iterato
         raise UnreadableFile(f"{path.name}: 不是有效的 {what}：{exc}") from exc
 
 
+def _scan(
+    path: Path, lazy: pl.LazyFrame, what: str, chunk_rows: int
+) -> tuple[list[str], Iterator[pl.DataFrame]]:
+    """The header of a lazily scanned file, and its rows in chunks."""
+    try:
+        columns = lazy.collect_schema().names()
+    except (pl.exceptions.PolarsError, OSError) as exc:
+        raise UnreadableFile(f"{path.name}: 不是有效的 {what}：{exc}") from exc
+    return columns, _readable(path, lazy.collect_batches(chunk_size=chunk_rows), what)
+
+
 @dataclass
 class Source:
     """An opened department file: its header, the encoding used, and its rows in chunks of text
@@ -174,19 +185,11 @@ def open_source(
     with tempfile.TemporaryDirectory() as folder:
         if fmt == "csv":
             source, encoding = _utf8_source(path, encoding, Path(folder) / "utf8.csv")
-            lazy = pl.scan_csv(source, infer_schema=False)
-            try:
-                columns = lazy.collect_schema().names()
-            except pl.exceptions.PolarsError as exc:
-                raise UnreadableFile(f"{path.name}: 不是有效的 CSV：{exc}") from exc
-            batches = _readable(path, lazy.collect_batches(chunk_size=chunk_rows), "CSV")
+            columns, batches = _scan(
+                path, pl.scan_csv(source, infer_schema=False), "CSV", chunk_rows
+            )
         elif fmt == "parquet":
-            lazy = pl.scan_parquet(path)
-            try:
-                columns = lazy.collect_schema().names()
-            except (pl.exceptions.PolarsError, OSError) as exc:
-                raise UnreadableFile(f"{path.name}: 不是有效的 Parquet：{exc}") from exc
-            batches = _readable(path, lazy.collect_batches(chunk_size=chunk_rows), "Parquet")
+            columns, batches = _scan(path, pl.scan_parquet(path), "Parquet", chunk_rows)
             encoding = None
         else:  # Excel sheets and JSON Lines files from departments are small enough to read whole
             if fmt == "xlsx":

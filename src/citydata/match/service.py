@@ -18,9 +18,6 @@ def read_table(path: Path) -> pl.DataFrame:
     """CSV (UTF-8 or GBK, as departments send it) or Parquet, every column as text."""
     from citydata.ingest.readers import open_source
 
-    if path.suffix.lower() == ".parquet":
-        frame = pl.read_parquet(path)
-        return frame.select(pl.all().cast(pl.String))
     with open_source(path) as source:
         chunks = list(source.chunks())
     return (
