@@ -122,3 +122,17 @@ class ThemeRefresh(Base):
     rows: Mapped[int]
     definition_hash: Mapped[str] = mapped_column(String(64))
     refreshed_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class MasterChange(Base):
+    """A master's published record changed (``upsert``) or went away (``delete``), written in the
+    run's own transaction. The id is the cursor of the sharing service's change feed."""
+
+    __tablename__ = "master_changes"
+    __table_args__ = (Index("ix_master_changes_base_id", "base", "id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    base: Mapped[str] = mapped_column(String(20))
+    master_id: Mapped[int]
+    kind: Mapped[str] = mapped_column(String(8))
+    at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -41,6 +41,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from citydata.bases.models import (
     Master,
+    MasterChange,
     MasterEvent,
     MasterLink,
     MasterValue,
@@ -48,7 +49,7 @@ from citydata.bases.models import (
     MatchReview,
 )
 from citydata.bases.spec import BaseSpec, spec, specs
-from citydata.catalog.models import ResourceClass
+from citydata.catalog.models import Field, ResourceClass, Unit
 from citydata.db.base import utcnow
 from citydata.db.engine import Store
 from citydata.ingest import staging
@@ -928,6 +929,20 @@ def publish(session: Session, base: BaseSpec, touched: set[int]) -> None:
                 Master.id.in_(part), Master.merged_into.is_(None), Master.version > 0
             )
         ).all()
+    live_ids = {m[0] for m in live}
+    staging.insert_frame(
+        conn,
+        MasterChange.__table__,
+        pl.DataFrame(
+            {
+                "base": base.code,
+                "master_id": sorted(touched),
+                "kind": ["upsert" if i in live_ids else "delete" for i in sorted(touched)],
+                "at": _utc(utcnow()),
+            }
+        ),
+    )
+    register_class(session, base)
     if not live:
         return
     frame = pl.DataFrame(
@@ -946,6 +961,98 @@ def publish(session: Session, base: BaseSpec, touched: set[int]) -> None:
     if base.locate:
         frame = _locate(session, frame, *base.locate)
     staging.insert_frame(conn, table, frame)
+
+
+SENSITIVITY_ORDER = ("public", "internal", "personal", "sensitive")
+KIND_SENSITIVITY = {"person_name": "personal", "phone": "personal", "address": "personal"}
+
+
+def base_fields(session: Session, base: BaseSpec) -> list[dict[str, Any]]:
+    """The published table's columns as catalog fields. Label and sensitivity come from the
+    feeding classes' fields of the same name (the strictest wins), so the base never shares a
+    value more openly than the department that sent it."""
+    sources = session.scalars(
+        select(Field)
+        .join(ResourceClass)
+        .where(ResourceClass.base_db == base.code, Field.name.in_(list(base.attributes)))
+    ).all()
+    label: dict[str, str] = {}
+    level: dict[str, str] = {}
+    for f in sources:
+        label.setdefault(f.name, f.label)
+        if SENSITIVITY_ORDER.index(f.sensitivity) > SENSITIVITY_ORDER.index(
+            level.get(f.name, "public")
+        ):
+            level[f.name] = f.sensitivity
+    fields = [
+        {
+            "name": a,
+            "label": label.get(a, a),
+            "data_type": "C",
+            "required": a in base.keys,
+            "is_key": a in base.keys,
+            "sensitivity": level.get(a, KIND_SENSITIVITY.get(kind, "public")),
+        }
+        for a, kind in base.attributes.items()
+    ]
+    fields += [
+        {"name": f"{a}_master", "label": f"{label.get(a, a)}（主记录）", "data_type": "I"}
+        for a, _ in base.links
+    ]
+    if base.locate:
+        fields += [
+            {"name": "located_grid", "label": "所在网格", "data_type": "C"},
+            {"name": "located_division", "label": "所在区县", "data_type": "C"},
+        ]
+    return fields
+
+
+def register_class(session: Session, base: BaseSpec) -> ResourceClass | None:
+    """Enter the base database in the catalog as a class departments can apply for (once; its
+    fields follow the base's attributes). Skipped when the base declares no catalog entry or
+    its owner is not a unit of this catalog."""
+    from citydata.catalog.service import get_class, save_class
+
+    entry = dict(base.catalog)
+    if not entry or session.get(Unit, entry["owner"]) is None:
+        return None
+    existing = get_class(session, entry["class_code"])
+    fields = base_fields(session, base)
+    if existing is not None and [f.name for f in existing.fields] == [f["name"] for f in fields]:
+        return existing
+    classification = entry["class_code"].split("/")[0]
+    return save_class(
+        session,
+        {
+            "code": entry["class_code"],
+            "name": base.name,
+            "category": "basic",
+            "classification": classification,
+            "classification_name": base.name,
+            "provider_code": entry["owner"],
+            "summary": f"{base.name}：各部门数据经实体解析融合而成的主记录（每个对象一条）",
+            "format_class": "database",
+            "format_type": "table",
+            "share_type": entry["share_type"],
+            "share_condition": entry.get("share_condition", ""),
+            "share_methods": ["system", "online_query"],
+            "open_type": entry.get("open_type", "closed"),
+            "open_condition": "",
+            "update_cycle": "daily",
+            "related_codes": [],
+            "secret": "non_classified",
+            "base_db": "none",
+            "status": "published",
+            "fields": fields,
+        },
+        create=existing is None,
+    )
+
+
+def base_for_class(class_code: str) -> BaseSpec | None:
+    return next(
+        (b for b in specs().values() if dict(b.catalog).get("class_code") == class_code), None
+    )
 
 
 # ---------------------------------------------------------------- reading masters

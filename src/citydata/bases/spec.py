@@ -30,6 +30,9 @@ class BaseSpec:
     classes: tuple[str, ...] = ()  # when set, only these classes feed the base
     links: tuple[tuple[str, str], ...] = ()  # (attribute holding a key, base whose master it names)
     locate: tuple[str, str] | None = None  # (longitude, latitude) attributes: spatial join
+    # The base itself as a catalog class, so departments apply for it like any other:
+    # class_code, owner (unit), share_type, share_condition, open_type.
+    catalog: tuple[tuple[str, str], ...] = ()
 
     @property
     def key(self) -> str:
@@ -59,6 +62,7 @@ def parse_specs(text: str, source: str = "bases.toml") -> dict[str, BaseSpec]:
             "classes",
             "links",
             "locate",
+            "catalog",
         }
         if unknown:
             raise SpecError(f"{where}: 未知的设置项 {'、'.join(sorted(unknown))}")
@@ -88,6 +92,12 @@ def parse_specs(text: str, source: str = "bases.toml") -> dict[str, BaseSpec]:
         locate = body.get("locate")
         if locate is not None and (len(locate) != 2 or any(a not in attributes for a in locate)):
             raise SpecError(f"{where}: locate 应为 [经度属性, 纬度属性]")
+        catalog = body.get("catalog", {})
+        missing = {"class_code", "owner", "share_type"} - set(catalog)
+        if catalog and (missing or catalog["share_type"] not in vocab.SHARE_TYPE):
+            raise SpecError(
+                f"{where}: catalog 需要 class_code、owner、share_type（{'、'.join(vocab.SHARE_TYPE)}）"
+            )
         specs[code] = BaseSpec(
             code,
             body.get("name", vocab.BASE_DB[code]),
@@ -98,6 +108,7 @@ def parse_specs(text: str, source: str = "bases.toml") -> dict[str, BaseSpec]:
             tuple(body.get("classes", ())),
             tuple(links.items()),
             tuple(locate) if locate else None,
+            tuple(catalog.items()),
         )
     return specs
 

@@ -21,6 +21,9 @@ from citydata.db.engine import Store
 from citydata.ingest import api as ingest_api
 from citydata.ingest import pages as ingest_pages
 from citydata.ingest.service import aggregated_classes
+from citydata.share import api as share_api
+from citydata.share.audit import AuditLog
+from citydata.share.gateway import Limiter
 from citydata.web.auth import check_csrf, current_user
 from citydata.web.i18n import LANGUAGES
 from citydata.web.render import render
@@ -44,6 +47,8 @@ def create_app(store: Store | None = None, settings: Settings | None = None) -> 
     )
     app.state.store = store
     app.state.settings = settings
+    app.state.audit = AuditLog(store)
+    app.state.limiter = Limiter()
     app.add_middleware(SessionMiddleware, secret_key=secret, same_site="lax", https_only=False)
     app.mount(
         "/static", StaticFiles(directory=str(Path(__file__).parent / "static")), name="static"
@@ -54,6 +59,8 @@ def create_app(store: Store | None = None, settings: Settings | None = None) -> 
     app.include_router(ingest_pages.router)
     app.include_router(bases_api.router)
     app.include_router(bases_pages.router)
+    app.include_router(share_api.share_router)
+    app.include_router(share_api.router)
 
     @app.get("/", include_in_schema=False)
     def home(request: Request):  # noqa: ANN202

@@ -1,0 +1,512 @@
+"""HTTP for sharing: the sharing API itself (``/api/share/v1``, called by business systems with a
+credential) and the management API (``/api/v1/share``, ``/api/v1/audit``, called by people).
+
+Every sharing call is audited before it answers: the body is built, hashed, the audit entry
+(with that hash) committed, and only then sent. If the entry cannot be written the caller gets
+503 and no data. Personal keys travel in POST bodies, never in URLs."""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from collections.abc import Callable
+from datetime import UTC, date, datetime
+from typing import Any
+
+import orjson
+from fastapi import APIRouter, Body, Depends, HTTPException, Request
+from fastapi.responses import Response, StreamingResponse
+from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
+
+from citydata.accounts.models import User
+from citydata.share import audit, gateway, service
+from citydata.share.audit import AuditError
+from citydata.share.service import ShareError
+from citydata.web.auth import db, require_user
+
+share_router = APIRouter(prefix="/api/share/v1", tags=["share 共享接口"])
+router = APIRouter(prefix="/api/v1", tags=["share 共享管理"])
+JSON = "application/json"
+
+
+def _json(status: int, content: dict[str, Any], headers: dict[str, str] | None = None) -> Response:
+    return Response(orjson.dumps(content), status, headers=headers, media_type=JSON)
+
+
+# ---------------------------------------------------------------- the sharing API
+
+
+class _Call:
+    """One audited call: the entry grows as we learn who calls and what leaves."""
+
+    def __init__(self, request: Request, action: str):
+        self.request = request
+        self.store = request.app.state.store
+        self.request_id = str(uuid.uuid4())
+        headers = request.headers
+        self.entry: dict[str, Any] = {
+            "at": datetime.now(UTC),
+            "request_id": self.request_id,
+            "key_id": None,
+            "consumer_code": None,
+            "system_name": None,
+            "application_id": None,
+            "class_code": None,
+            "action": action,
+            "fields": [],
+            "query": {},
+            "end_user": headers.get("x-citydata-user-id", "")[:100],
+            "case_id": headers.get("x-citydata-case-id", "")[:100],
+            "client_ip": request.client.host if request.client else "",
+            "rows": 0,
+            "subjects": [],
+            "outcome": "ok",
+            "status_code": 200,
+            "response_hash": "",
+        }
+
+    def _audit(self) -> None:
+        self.request.app.state.audit.write(self.entry)
+
+    def error(self, exc: ShareError) -> Response:
+        self.entry.update(outcome=exc.code, status_code=exc.status, rows=0, subjects=[])
+        headers = {"X-Request-Id": self.request_id}
+        if getattr(exc, "retry_after", None):
+            headers["Retry-After"] = str(exc.retry_after)
+        try:
+            self._audit()
+        except AuditError:
+            return self.unaudited()
+        body = {"error": {"code": exc.code, "message": str(exc)}, "request_id": self.request_id}
+        return _json(exc.status, body, headers)
+
+    def unaudited(self) -> Response:
+        body = {
+            "error": {
+                "code": "audit_unavailable",
+                "message": "审计记录无法写入，本次调用不返回数据",
+            },
+            "request_id": self.request_id,
+        }
+        return _json(503, body, {"X-Request-Id": self.request_id})
+
+    def open(
+        self, session: Session, body: dict[str, Any]
+    ) -> tuple[gateway.Caller, gateway.Resource]:
+        caller = gateway.authenticate(
+            session, self.request.headers.get("authorization", ""), self.entry["client_ip"]
+        )
+        self.entry.update(
+            key_id=caller.key_id,
+            consumer_code=caller.consumer_code,
+            system_name=caller.system_name,
+            application_id=caller.application_id,
+            class_code=body.get("class_code") or caller.class_code,
+        )
+        if body.get("class_code", caller.class_code) != caller.class_code:
+            raise ShareError(
+                f"凭证对应的申请只授权了「{caller.class_code}」", "class_not_granted", 403
+            )
+        self.request.app.state.limiter.check(session, caller)
+        return caller, gateway.resource(session, caller.class_code, caller.class_version)
+
+    def answer(self, payload: dict[str, Any], rows: int, subjects: list[int]) -> Response:
+        content = orjson.dumps({"request_id": self.request_id, **payload})
+        digest = hashlib.sha256(content).hexdigest()
+        self.entry.update(rows=rows, subjects=subjects, response_hash=digest)
+        try:
+            self._audit()
+        except AuditError:
+            return self.unaudited()
+        headers = {"X-Request-Id": self.request_id, "X-Citydata-Response-Sha256": digest}
+        return Response(content, 200, headers=headers, media_type=JSON)
+
+
+async def _body(request: Request) -> dict[str, Any]:
+    raw = await request.body()
+    try:
+        body = orjson.loads(raw or b"{}")
+    except orjson.JSONDecodeError as exc:
+        raise ShareError(f"请求体不是有效的 JSON：{exc}", "bad_json") from exc
+    if not isinstance(body, dict):
+        raise ShareError("请求体应为 JSON 对象", "bad_json")
+    return body
+
+
+async def _serve(
+    request: Request,
+    action: str,
+    work: Callable[[Session, gateway.Caller, gateway.Resource, dict], Response | tuple],
+) -> Response:
+    call = _Call(request, action)
+    try:
+        body = await _body(request)
+    except ShareError as exc:
+        return await run_in_threadpool(call.error, exc)
+
+    def run() -> Response:
+        try:
+            with call.store.session() as session:
+                caller, res = call.open(session, body)
+                result = work(session, caller, res, body, call)
+            if isinstance(result, Response):
+                return result
+            return call.answer(*result)
+        except ShareError as exc:
+            return call.error(exc)
+
+    return await run_in_threadpool(run)
+
+
+def _fields(call: _Call, caller: gateway.Caller, body: dict[str, Any]) -> list[str]:
+    fields = body.get("fields")
+    if not isinstance(fields, list) or not all(isinstance(f, str) for f in fields):
+        raise ShareError("fields 应为信息项名称的列表", "fields_required")
+    call.entry["fields"] = fields
+    return gateway.wanted_fields(caller, fields)
+
+
+def _delivered(delivery: gateway.Delivery, fields: list[str]) -> dict[str, Any]:
+    return {
+        "fields": fields,
+        "count": len(delivery.records),
+        "records": delivery.records,
+        "delivered_subjects": delivery.subjects,
+    }
+
+
+@share_router.post("/lookup")
+async def lookup(request: Request) -> Response:
+    """Records by business key (ID number, credit code, house code …), keys in the body."""
+
+    def work(session, caller, res, body, call):  # noqa: ANN001, ANN202
+        fields = _fields(call, caller, body)
+        keys = body.get("keys")
+        call.entry["query"] = {"keys": keys}
+        found = gateway.lookup(session, caller, res, keys, fields)
+        return _delivered(found, fields), len(found.records), found.subjects
+
+    return await _serve(request, "lookup", work)
+
+
+@share_router.post("/verify")
+async def verify(request: Request) -> Response:
+    """核验: are the claimed values those on record? 一致/不一致 per field, no data returned."""
+
+    def work(session, caller, res, body, call):  # noqa: ANN001, ANN202
+        claims = body.get("fields")
+        call.entry["fields"] = sorted(claims) if isinstance(claims, dict) else []
+        call.entry["query"] = {"key": body.get("key")}
+        answer, found, subjects = gateway.verify(session, caller, res, body.get("key"), claims)
+        return {"found": found, "result": answer}, int(found), subjects
+
+    return await _serve(request, "verify", work)
+
+
+@share_router.post("/query")
+async def query(request: Request) -> Response:
+    """Rows matching filters on granted fields, a page at a time (``next_cursor``)."""
+
+    def work(session, caller, res, body, call):  # noqa: ANN001, ANN202
+        fields = _fields(call, caller, body)
+        call.entry["query"] = {"filters": body.get("filters"), "cursor": body.get("cursor")}
+        page = gateway.query(
+            session,
+            caller,
+            res,
+            fields,
+            body.get("filters"),
+            body.get("cursor"),
+            _limit(body),
+        )
+        return (
+            {**_delivered(page, fields), "next_cursor": page.next_cursor},
+            len(page.records),
+            page.subjects,
+        )
+
+    return await _serve(request, "query", work)
+
+
+def _limit(body: dict[str, Any]) -> int:
+    limit = body.get("limit", 100)
+    if not isinstance(limit, int) or isinstance(limit, bool):
+        raise ShareError("limit 应为整数", "bad_limit")
+    return limit
+
+
+@share_router.post("/changes")
+async def changes(request: Request) -> Response:
+    """Changes since ``cursor`` (from the last answer's ``next_cursor``; none: from the start)."""
+
+    def work(session, caller, res, body, call):  # noqa: ANN001, ANN202
+        fields = _fields(call, caller, body)
+        call.entry["query"] = {"cursor": body.get("cursor")}
+        feed = gateway.changes(session, caller, res, fields, body.get("cursor"), _limit(body))
+        return (
+            {
+                "fields": fields,
+                "count": len(feed.records),
+                "changes": feed.records,
+                "next_cursor": feed.next_cursor,
+                "delivered_subjects": feed.subjects,
+            },
+            len(feed.records),
+            feed.subjects,
+        )
+
+    return await _serve(request, "changes", work)
+
+
+@share_router.post("/export")
+async def export(request: Request) -> Response:
+    """Every matching row, streamed as JSON Lines or CSV (UTF-8 with BOM). The audit entry —
+    rows and whose — is written before the first byte; the body's hash cannot be, so it is
+    not in the entry."""
+
+    def work(session, caller, res, body, call):  # noqa: ANN001, ANN202
+        fields = _fields(call, caller, body)
+        fmt = body.get("format", "jsonl")
+        if fmt not in {"jsonl", "csv"}:
+            raise ShareError("format 应为 jsonl 或 csv", "bad_format")
+        filters = body.get("filters")
+        call.entry["query"] = {"filters": filters, "format": fmt}
+        rows, subjects = gateway.export_plan(session, caller, res, filters)
+        call.entry.update(rows=rows, subjects=subjects)
+        try:
+            call._audit()
+        except AuditError:
+            return call.unaudited()
+        return StreamingResponse(
+            _stream(call.store, caller, res, fields, filters, fmt),
+            media_type="text/csv; charset=utf-8" if fmt == "csv" else "application/x-ndjson",
+            headers={"X-Request-Id": call.request_id},
+        )
+
+    return await _serve(request, "export", work)
+
+
+def _stream(store, caller, res, fields, filters, fmt):  # noqa: ANN001, ANN202
+    import csv
+    import io
+
+    with store.session() as session:
+        if fmt == "csv":
+            yield "\ufeff".encode()
+            buffer = io.StringIO()
+            writer = csv.DictWriter(buffer, fieldnames=fields, lineterminator="\r\n")
+            writer.writeheader()
+        for page in gateway.export(session, caller, res, fields, filters):
+            if fmt == "csv":
+                writer.writerows(page)
+                yield buffer.getvalue().encode()
+                buffer.seek(0)
+                buffer.truncate()
+            else:
+                yield b"".join(orjson.dumps(r) + b"\n" for r in page)
+
+
+# ---------------------------------------------------------------- managing applications
+
+
+def _checked(fn, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
+    try:
+        return fn(*args, **kwargs)
+    except ShareError as exc:
+        raise HTTPException(exc.status, {"code": exc.code, "message": str(exc)}) from exc
+
+
+@router.post("/share/applications", status_code=201)
+def create_application(
+    payload: dict[str, Any] = Body(...),
+    session: Session = Depends(db),
+    user: User = Depends(require_user),
+) -> dict[str, Any]:
+    try:
+        valid_until = date.fromisoformat(str(payload.get("valid_until", "")))
+    except ValueError as exc:
+        raise HTTPException(
+            400, {"code": "valid_until", "message": "valid_until 应为 YYYY-MM-DD"}
+        ) from exc
+    app = _checked(
+        service.apply,
+        session,
+        user,
+        consumer_code=payload.get("consumer") or user.unit_code or "",
+        class_code=str(payload.get("class_code", "")),
+        fields=list(payload.get("fields") or []),
+        unmasked=list(payload.get("unmasked") or []),
+        purpose=str(payload.get("purpose", "")),
+        legal_basis=str(payload.get("legal_basis", "")),
+        system_name=str(payload.get("system_name", "")),
+        valid_until=valid_until,
+        daily_volume=int(payload.get("daily_volume", 10000)),
+    )
+    return service.application_dict(app)
+
+
+@router.get("/share/applications")
+def list_applications(
+    status: str | None = None,
+    class_code: str | None = None,
+    session: Session = Depends(db),
+    user: User = Depends(require_user),
+) -> list[dict[str, Any]]:
+    return [
+        service.application_dict(a) for a in service.applications(session, user, status, class_code)
+    ]
+
+
+@router.get("/share/applications/{application_id}")
+def show_application(
+    application_id: int, session: Session = Depends(db), user: User = Depends(require_user)
+) -> dict[str, Any]:
+    app = _checked(service._open, session, application_id, user)
+    return {
+        **service.application_dict(app),
+        "decisions": [
+            {
+                "action": d.action,
+                "by": d.by,
+                "at": d.at.isoformat(),
+                "reason": d.reason,
+                "fields": d.fields,
+            }
+            for d in service.decisions(session, app.id)
+        ],
+        "credentials": [
+            {
+                "key_id": c.key_id,
+                "created_at": c.created_at.isoformat(),
+                "rotated_at": c.rotated_at.isoformat() if c.rotated_at else None,
+                "revoked_at": c.revoked_at.isoformat() if c.revoked_at else None,
+                "ip_allow": c.ip_allow,
+            }
+            for c in service.credentials(session, app.id)
+        ],
+    }
+
+
+@router.post("/share/applications/{application_id}/decision")
+def decide(
+    application_id: int,
+    payload: dict[str, Any] = Body(...),
+    session: Session = Depends(db),
+    user: User = Depends(require_user),
+) -> dict[str, Any]:
+    app = _checked(
+        service.decide,
+        session,
+        user,
+        application_id,
+        str(payload.get("action", "")),
+        str(payload.get("reason", "")),
+        payload.get("fields"),
+        payload.get("unmasked"),
+    )
+    return service.application_dict(app)
+
+
+@router.post("/share/applications/{application_id}/resubmit")
+def resubmit(
+    application_id: int,
+    payload: dict[str, Any] = Body(default={}),
+    session: Session = Depends(db),
+    user: User = Depends(require_user),
+) -> dict[str, Any]:
+    app = _checked(
+        service.resubmit,
+        session,
+        user,
+        application_id,
+        payload.get("purpose"),
+        payload.get("legal_basis"),
+    )
+    return service.application_dict(app)
+
+
+@router.post("/share/applications/{application_id}/revoke")
+def revoke(
+    application_id: int,
+    reason: str = Body(..., embed=True),
+    session: Session = Depends(db),
+    user: User = Depends(require_user),
+) -> dict[str, Any]:
+    return service.application_dict(_checked(service.revoke, session, user, application_id, reason))
+
+
+def _issued(issued: service.IssuedCredential) -> dict[str, Any]:
+    return {
+        "key_id": issued.credential.key_id,
+        "secret": issued.secret,
+        "note": "密钥只显示这一次，请妥善保存；平台只保存其哈希",
+    }
+
+
+@router.post("/share/applications/{application_id}/credentials", status_code=201)
+def issue_credential(
+    application_id: int,
+    payload: dict[str, Any] = Body(default={}),
+    session: Session = Depends(db),
+    user: User = Depends(require_user),
+) -> dict[str, Any]:
+    issued = _checked(
+        service.issue_credential,
+        session,
+        user,
+        application_id,
+        payload.get("ip_allow") or [],
+        int(payload.get("rate_per_minute", 6000)),
+    )
+    return _issued(issued)
+
+
+@router.post("/share/credentials/{key_id}/rotate")
+def rotate_credential(
+    key_id: str, session: Session = Depends(db), user: User = Depends(require_user)
+) -> dict[str, Any]:
+    return _issued(_checked(service.rotate_credential, session, user, key_id))
+
+
+@router.post("/share/credentials/{key_id}/revoke")
+def revoke_credential(
+    key_id: str, session: Session = Depends(db), user: User = Depends(require_user)
+) -> dict[str, Any]:
+    credential = _checked(service.revoke_credential, session, user, key_id)
+    return {"key_id": credential.key_id, "revoked_at": credential.revoked_at.isoformat()}
+
+
+# ---------------------------------------------------------------- audit
+
+
+def _auditor(user: User = Depends(require_user)) -> User:
+    if user.role not in {"admin", "auditor"}:
+        raise HTTPException(403, "需要审计员或管理员权限")
+    return user
+
+
+@router.get("/audit")
+def search_audit(
+    master_id: int | None = None,
+    consumer: str | None = None,
+    class_code: str | None = None,
+    limit: int = 100,
+    session: Session = Depends(db),
+    _user: User = Depends(_auditor),
+) -> list[dict[str, Any]]:
+    found = audit.search(session, master_id, consumer, class_code, limit=min(max(limit, 1), 1000))
+    return [audit.entry_dict(e) for e in found]
+
+
+@router.get("/audit/verify")
+def verify_audit(session: Session = Depends(db), _user: User = Depends(_auditor)) -> dict[str, Any]:
+    report = audit.verify(session)
+    return {"ok": report.ok, "entries": report.entries, "problems": report.problems}
+
+
+@router.get("/share/usage")
+def usage(
+    since: date | None = None, session: Session = Depends(db), _user: User = Depends(require_user)
+) -> list[dict[str, Any]]:
+    return audit.usage(session, since)

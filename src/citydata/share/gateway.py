@@ -1,0 +1,493 @@
+"""One sharing call, without HTTP: who is calling (credential → approved application), what they
+may see (granted fields, masks), and the rows — read from the base table, the theme table or the
+department's staging table that holds the class's data.
+
+Nothing here returns a field that was not both granted and asked for, and a personal field
+leaves masked unless the approval grants it in clear."""
+
+from __future__ import annotations
+
+import base64
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from typing import Any
+
+import orjson
+import polars as pl
+from sqlalchemy import (
+    Select,
+    and_,
+    column,
+    func,
+    literal,
+    select,
+    table,
+    tuple_,
+)
+from sqlalchemy.orm import Session
+
+from citydata.bases.models import MasterChange
+from citydata.bases.service import base_for_class
+from citydata.catalog.models import ResourceClass
+from citydata.catalog.service import get_class
+from citydata.ingest import staging
+from citydata.share.audit import AuditEntry
+from citydata.share.masking import PERSONAL, mask_frame, mask_kind
+from citydata.share.models import ShareApplication, ShareCredential
+from citydata.share.service import ShareError, current_status, ip_allowed, secret_matches
+
+MAX_KEYS = 100
+MAX_LIMIT = 1000
+OPS = {
+    "eq": lambda c, v: c == v,
+    "ne": lambda c, v: c != v,
+    "lt": lambda c, v: c < v,
+    "lte": lambda c, v: c <= v,
+    "gt": lambda c, v: c > v,
+    "gte": lambda c, v: c >= v,
+    "in": lambda c, v: c.in_(v),
+    "prefix": lambda c, v: c.startswith(v, autoescape=True),
+}
+
+
+def _unauthorised(message: str) -> ShareError:
+    return ShareError(message, "unauthorized", 401)
+
+
+# ---------------------------------------------------------------- the caller
+
+
+@dataclass(frozen=True)
+class Caller:
+    key_id: str
+    application_id: int
+    consumer_code: str
+    system_name: str
+    class_code: str
+    class_version: int
+    granted: frozenset[str]
+    unmasked: frozenset[str]
+    daily_volume: int
+    rate_per_minute: int
+
+
+def authenticate(
+    session: Session, authorization: str, client_ip: str, now: datetime | None = None
+) -> Caller:
+    """The credential in ``Authorization: Bearer cds_<key id>_<secret>``, checked at every call:
+    a revoked credential or a revoked or expired approval stops the very next call."""
+    now = now or datetime.now(UTC)
+    scheme, _, presented = authorization.partition(" ")
+    parts = presented.strip().split("_", 2)
+    if scheme.lower() != "bearer" or len(parts) != 3 or parts[0] != "cds":
+        raise _unauthorised("缺少或无法识别的共享凭证（Authorization: Bearer cds_…）")
+    found = session.execute(
+        select(ShareCredential, ShareApplication, ResourceClass.version)
+        .join(ShareApplication, ShareApplication.id == ShareCredential.application_id)
+        .join(ResourceClass, ResourceClass.code == ShareApplication.class_code)
+        .where(ShareCredential.key_id == parts[1])
+    ).first()
+    if found is None or not secret_matches(found[0], presented.strip(), now):
+        raise _unauthorised("共享凭证无效")
+    credential, app, version = found
+    if credential.revoked_at is not None:
+        raise _unauthorised("共享凭证已吊销")
+    if not ip_allowed(credential, client_ip):
+        raise ShareError(f"凭证不允许从 {client_ip} 调用", "ip_not_allowed", 403)
+    status = current_status(app, now.date())
+    if status != "approved":
+        raise ShareError(
+            f"共享申请 {app.id} 已{ {'expired': '过期', 'revoked': '撤销'}.get(status, '失效') }",
+            f"application_{status}",
+            403,
+        )
+    return Caller(
+        credential.key_id,
+        app.id,
+        app.consumer_code,
+        app.system_name,
+        app.class_code,
+        version,
+        frozenset(app.granted),
+        frozenset(app.granted_unmasked),
+        app.daily_volume,
+        credential.rate_per_minute,
+    )
+
+
+class Limiter:
+    """Per credential: calls per minute (a fixed window) and calls per day (the application's
+    declared daily volume). Counted in this process; the day's count starts from the audit log,
+    so a restart does not hand out a fresh quota."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._minute: dict[str, tuple[int, int]] = {}
+        self._day: dict[str, tuple[date, int]] = {}
+
+    def check(self, session: Session, caller: Caller, now: float | None = None) -> None:
+        now = now or time.time()
+        window = int(now // 60)
+        today = datetime.fromtimestamp(now, UTC).date()
+        with self._lock:
+            seen = self._day.get(caller.key_id)
+        if seen is None or seen[0] != today:
+            start = datetime.combine(today, datetime.min.time(), UTC)
+            used = session.scalar(
+                select(func.count()).where(
+                    AuditEntry.key_id == caller.key_id,
+                    AuditEntry.at >= start,
+                    AuditEntry.outcome == "ok",
+                )
+            )
+            seen = (today, used or 0)
+        with self._lock:
+            day, used_today = self._day.get(caller.key_id, seen)
+            if day != today:
+                day, used_today = seen
+            minute, used_minute = self._minute.get(caller.key_id, (window, 0))
+            if minute != window:
+                used_minute = 0
+            if used_today >= caller.daily_volume:
+                tomorrow = datetime.combine(today, datetime.min.time(), UTC).timestamp() + 86400
+                raise _too_many("已用完今日调用配额", int(tomorrow - now) + 1)
+            if used_minute >= caller.rate_per_minute:
+                raise _too_many("调用过于频繁", 60 - int(now % 60))
+            self._minute[caller.key_id] = (window, used_minute + 1)
+            self._day[caller.key_id] = (today, used_today + 1)
+
+
+def _too_many(message: str, retry_after: int) -> ShareError:
+    error = ShareError(message, "rate_limited", 429)
+    error.retry_after = max(retry_after, 1)
+    return error
+
+
+# ---------------------------------------------------------------- what the class's data is
+
+
+@dataclass(frozen=True)
+class Resource:
+    class_code: str
+    kind: str  # base | theme | department
+    table: str
+    fields: tuple[str, ...]
+    key_column: str | None  # looked up by a single key
+    key_field: str | None
+    order: tuple[str, ...]  # a stable row order for cursors (empty: offsets)
+    masks: dict[str, str]  # personal field -> mask kind
+    base: str | None  # the base whose masters the rows are, for the audit's subjects
+
+
+_resources: dict[tuple[str, int], Resource] = {}
+
+
+def resource(session: Session, class_code: str, version: int | None = None) -> Resource:
+    cached = _resources.get((class_code, version)) if version is not None else None
+    if cached is not None:
+        return cached
+    rc = get_class(session, class_code)
+    if rc is None:
+        raise ShareError(f"信息资源「{class_code}」不存在", "unknown_class", 404)
+    masks = {
+        f.name: mask_kind(rc.code, f.name, f.rules) for f in rc.fields if f.sensitivity in PERSONAL
+    }
+    fields = tuple(f.name for f in rc.fields)
+    keys = [f.name for f in rc.fields if f.is_key]
+    base = base_for_class(rc.code)
+    if base is not None:
+        found = Resource(
+            rc.code,
+            "base",
+            f"base_{base.code}",
+            fields,
+            "key",
+            base.key,
+            ("master_id",),
+            masks,
+            base.code,
+        )
+    elif rc.category == "theme":
+        from citydata.bases.themes import load_themes
+
+        theme = next((t for t in load_themes().values() if t.code == rc.code), None)
+        if theme is None:
+            raise ShareError(f"主题库「{class_code}」没有定义", "unknown_class", 404)
+        found = Resource(rc.code, "theme", theme.table, fields, None, None, (), masks, None)
+    else:
+        key = keys[0] if len(keys) == 1 else None
+        feeds = rc.base_db if rc.base_db != "none" else None
+        found = Resource(
+            rc.code,
+            "department",
+            staging.table_name(rc.code),
+            fields,
+            key,
+            key,
+            (staging.BATCH, staging.ROW),
+            masks,
+            feeds,
+        )
+    _resources[(class_code, rc.version)] = found
+    return found
+
+
+def wanted_fields(caller: Caller, fields: list[str] | None) -> list[str]:
+    """Data minimisation: each call names the fields it needs, all of them granted."""
+    if not fields:
+        raise ShareError("必须用 fields 列出本次需要的信息项", "fields_required")
+    refused = [f for f in fields if f not in caller.granted]
+    if refused:
+        raise ShareError(f"信息项未获授权：{'、'.join(refused)}", "field_not_granted", 403)
+    return list(dict.fromkeys(fields))
+
+
+def _source(res: Resource, fields: list[str]):  # noqa: ANN202
+    names = {*fields, *res.order, *([res.key_column] if res.key_column else [])}
+    if res.kind == "base":
+        names.add("master_id")
+    return table(res.table, *[column(n) for n in names])
+
+
+def _with_subjects(res: Resource, query: Select, source) -> Select:  # noqa: ANN001
+    """Add the master id each row belongs to, when the class's rows are resolved into a base."""
+    if res.kind == "base":
+        return query.add_columns(source.c.master_id.label("_master"))
+    if res.kind == "department" and res.base:
+        links = table(
+            "master_links", column("base"), column("batch_id"), column("row"), column("master_id")
+        )
+        return query.outerjoin(
+            links,
+            and_(
+                links.c.base == res.base,
+                links.c.batch_id == source.c[staging.BATCH],
+                links.c.row == source.c[staging.ROW],
+            ),
+        ).add_columns(links.c.master_id.label("_master"))
+    return query.add_columns(literal(None).label("_master"))
+
+
+@dataclass
+class Delivery:
+    records: list[dict[str, Any]]
+    subjects: list[int]
+    next_cursor: str | None = None
+
+
+def _deliver(
+    caller: Caller, res: Resource, rows: list, columns: list[str], fields: list[str]
+) -> Delivery:
+    frame = pl.DataFrame(rows, schema=columns, orient="row", infer_schema_length=None)
+    subjects = [int(m) for m in frame["_master"].drop_nulls().unique().to_list()] if rows else []
+    masks = {f: k for f, k in res.masks.items() if f in fields and f not in caller.unmasked}
+    out = mask_frame(frame.select(fields), masks) if rows else frame.select(fields)
+    return Delivery(out.to_dicts(), sorted(subjects))
+
+
+def _key(value: Any) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ShareError("keys 必须是非空字符串", "bad_key")
+    return value.strip().upper()
+
+
+def _by_keys(session: Session, res: Resource, keys: list[str], fields: list[str]):  # noqa: ANN202
+    if res.key_column is None:
+        raise ShareError(f"「{res.class_code}」没有单一业务主键，请用 query", "no_key")
+    if not isinstance(keys, list) or not keys or len(keys) > MAX_KEYS:
+        raise ShareError(f"keys 应为 1–{MAX_KEYS} 个业务主键", "bad_keys")
+    wanted = [_key(k) for k in keys]
+    source = _source(res, fields)
+    stmt = _with_subjects(res, select(*[source.c[f] for f in fields]), source)
+    result = session.execute(stmt.where(source.c[res.key_column].in_(wanted)))
+    return result.all(), list(result.keys())
+
+
+def lookup(
+    session: Session, caller: Caller, res: Resource, keys: list[str], fields: list[str]
+) -> Delivery:
+    rows, columns = _by_keys(session, res, keys, fields)
+    return _deliver(caller, res, rows, columns, fields)
+
+
+def _cursor(values: list[Any]) -> str:
+    return base64.urlsafe_b64encode(orjson.dumps(values)).decode().rstrip("=")
+
+
+def _after(cursor: str) -> list[Any]:
+    try:
+        return orjson.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+    except ValueError as exc:
+        raise ShareError("cursor 无效", "bad_cursor") from exc
+
+
+def _conditions(caller: Caller, source, filters: dict[str, Any]) -> list:  # noqa: ANN001
+    if not isinstance(filters, dict):
+        raise ShareError("filters 应为 {信息项: 值 或 {运算: 值}}", "bad_filter")
+    conditions = []
+    for name, spec_ in filters.items():
+        if name not in caller.granted:
+            raise ShareError(f"筛选的信息项未获授权：{name}", "field_not_granted", 403)
+        ops = spec_ if isinstance(spec_, dict) else {"eq": spec_}
+        for op, value in ops.items():
+            if op not in OPS:
+                raise ShareError(f"未知的筛选运算「{op}」，可选：{'、'.join(OPS)}", "bad_filter")
+            values = value if op == "in" else [value]
+            if (op == "in" and not isinstance(value, list)) or not all(
+                isinstance(v, str | int | float) and not isinstance(v, bool) for v in values
+            ):
+                raise ShareError(f"「{name}」的筛选值不合法", "bad_filter")
+            texts = [str(v) for v in values]  # the data are kept as text
+            conditions.append(OPS[op](source.c[name], texts if op == "in" else texts[0]))
+    return conditions
+
+
+def query(
+    session: Session,
+    caller: Caller,
+    res: Resource,
+    fields: list[str],
+    filters: dict[str, Any] | None = None,
+    cursor: str | None = None,
+    limit: int = 100,
+) -> Delivery:
+    if not 1 <= limit <= MAX_LIMIT:
+        raise ShareError(f"limit 应在 1–{MAX_LIMIT} 之间", "bad_limit")
+    source = _source(res, [*fields, *(filters or {})])
+    stmt = _with_subjects(res, select(*[source.c[f] for f in fields]), source)
+    stmt = stmt.where(*_conditions(caller, source, filters or {}))
+    order = [source.c[c] for c in res.order]
+    if order:
+        stmt = stmt.add_columns(*[c.label(f"_o{i}") for i, c in enumerate(order)]).order_by(*order)
+        if cursor:
+            after = _after(cursor)
+            if len(after) != len(order):
+                raise ShareError("cursor 无效", "bad_cursor")
+            stmt = stmt.where(tuple_(*order) > tuple_(*[literal(v) for v in after]))
+        offset = 0
+    else:
+        offset = int(_after(cursor)[0]) if cursor else 0
+        stmt = stmt.offset(offset)
+    result = session.execute(stmt.limit(limit + 1))
+    rows, columns = result.all(), list(result.keys())
+    more = len(rows) > limit
+    rows = rows[:limit]
+    delivery = _deliver(caller, res, rows, columns, fields)
+    if more:
+        last = dict(zip(columns, rows[-1], strict=True))
+        delivery.next_cursor = _cursor(
+            [last[f"_o{i}"] for i in range(len(order))] if order else [offset + limit]
+        )
+    return delivery
+
+
+def export(
+    session: Session,
+    caller: Caller,
+    res: Resource,
+    fields: list[str],
+    filters: dict[str, Any] | None = None,
+    chunk: int = MAX_LIMIT,
+) -> Iterator[list[dict[str, Any]]]:
+    """Every matching row, page after page (keyset paging: memory stays flat, deep pages stay
+    fast), each page masked like any other delivery."""
+    cursor = None
+    while True:
+        page = query(session, caller, res, fields, filters, cursor, chunk)
+        if page.records:
+            yield page.records
+        if page.next_cursor is None:
+            return
+        cursor = page.next_cursor
+
+
+def export_plan(
+    session: Session, caller: Caller, res: Resource, filters: dict[str, Any] | None
+) -> tuple[int, list[int]]:
+    """How many rows an export will deliver and whose they are, known before any row is sent
+    (the audit entry is written first)."""
+    source = _source(res, list(filters or {}))
+    stmt = _with_subjects(res, select(literal(1).label("_one")), source).where(
+        *_conditions(caller, source, filters or {})
+    )
+    masters = session.scalars(select(stmt.subquery().c._master)).all()
+    return len(masters), sorted({int(m) for m in masters if m is not None})
+
+
+def verify(
+    session: Session, caller: Caller, res: Resource, key: str, claims: dict[str, Any]
+) -> tuple[dict[str, str], bool, list[int]]:
+    """Is this key + these values consistent with the record? 一致/不一致 per field; no value is
+    returned. A key that is not found answers 不一致 for every field."""
+    if res.key_field is None:
+        raise ShareError(f"「{res.class_code}」没有单一业务主键，不能核验", "no_key")
+    if not isinstance(claims, dict) or not claims:
+        raise ShareError("fields 应为 {信息项: 待核验的值}", "bad_claims")
+    wanted_fields(caller, [res.key_field, *claims])
+    rows, columns = _by_keys(session, res, [key], list(claims))
+    record = dict(zip(columns, rows[0], strict=True)) if rows else None
+    answer = {
+        name: "一致" if record is not None and _same(record.get(name), value) else "不一致"
+        for name, value in claims.items()
+    }
+    return (
+        answer,
+        record is not None,
+        [int(record["_master"])] if record and record["_master"] else [],
+    )
+
+
+def _same(held: Any, claimed: Any) -> bool:
+    if held is None or claimed is None:
+        return False
+    return str(held).strip().upper() == str(claimed).strip().upper()
+
+
+def changes(
+    session: Session,
+    caller: Caller,
+    res: Resource,
+    fields: list[str],
+    cursor: str | None,
+    limit: int,
+) -> Delivery:
+    """Masters of a base class changed since ``cursor``: each change's kind, and for an upsert
+    the record as it is now (granted fields, masked)."""
+    if res.kind != "base":
+        raise ShareError("变更订阅目前只提供基础库类资源", "no_feed")
+    if not 1 <= limit <= MAX_LIMIT:
+        raise ShareError(f"limit 应在 1–{MAX_LIMIT} 之间", "bad_limit")
+    after = int(_after(cursor)[0]) if cursor else 0
+    found = session.execute(
+        select(MasterChange.id, MasterChange.master_id, MasterChange.kind, MasterChange.at)
+        .where(MasterChange.base == res.base, MasterChange.id > after)
+        .order_by(MasterChange.id)
+        .limit(limit)
+    ).all()
+    ids = sorted({m for _, m, kind, _ in found if kind == "upsert"})
+    source = _source(res, fields)
+    current = {}
+    if ids:
+        result = session.execute(
+            _with_subjects(res, select(*[source.c[f] for f in fields]), source).where(
+                source.c.master_id.in_(ids)
+            )
+        )
+        rows, columns = result.all(), list(result.keys())
+        delivered = _deliver(caller, res, rows, columns, fields)
+        current = {int(r[-1]): rec for r, rec in zip(rows, delivered.records, strict=True)}
+    records = [
+        {
+            "change": change_id,
+            "master_id": master_id,
+            "kind": kind if master_id in current or kind == "delete" else "delete",
+            "at": at.isoformat() if at else None,
+            "record": current.get(master_id),
+        }
+        for change_id, master_id, kind, at in found
+    ]
+    next_cursor = _cursor([found[-1][0]]) if found else cursor
+    return Delivery(records, sorted(current), next_cursor)

@@ -1,0 +1,136 @@
+"""Sharing (共享): applications and every decision on them, the credentials of the consumer's
+business systems, and the tamper-evident audit log."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from sqlalchemy import ForeignKey, Index, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from citydata.db.base import Base, utcnow
+
+STATUS = {
+    "pending": "待审核",
+    "more_info": "需补充材料",
+    "approved": "已批准",
+    "rejected": "已驳回",
+    "refused": "不予共享",
+    "revoked": "已撤销",
+    "expired": "已过期",  # shown, never stored: an approval past its validity
+}
+
+
+class ShareApplication(Base):
+    """A consumer unit's request for some fields of one resource class. Kept for ever."""
+
+    __tablename__ = "share_applications"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    consumer_code: Mapped[str] = mapped_column(ForeignKey("units.code"), index=True)
+    class_code: Mapped[str] = mapped_column(ForeignKey("resource_classes.code"), index=True)
+    provider_code: Mapped[str] = mapped_column(String(32), index=True)
+    fields: Mapped[list] = mapped_column(default=list)  # requested
+    unmasked: Mapped[list] = mapped_column(default=list)  # requested in clear
+    granted: Mapped[list] = mapped_column(default=list)
+    granted_unmasked: Mapped[list] = mapped_column(default=list)
+    purpose: Mapped[str] = mapped_column(Text)
+    legal_basis: Mapped[str] = mapped_column(Text)
+    system_name: Mapped[str] = mapped_column(String(100))
+    daily_volume: Mapped[int] = mapped_column(default=10000)
+    valid_until: Mapped[date]
+    status: Mapped[str] = mapped_column(String(12), index=True)
+    due_date: Mapped[date | None]  # the provider's answer is due (有条件共享)
+    reason: Mapped[str] = mapped_column(Text, default="")  # of the latest decision
+    applicant: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    decided_at: Mapped[datetime | None]
+    decided_by: Mapped[str | None] = mapped_column(String(64))
+
+
+class ShareDecision(Base):
+    """Every step of an application — submitted, approved, rejected, asked, revoked — with its
+    reason. Nothing here is ever updated or deleted."""
+
+    __tablename__ = "share_decisions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    application_id: Mapped[int] = mapped_column(ForeignKey("share_applications.id"), index=True)
+    action: Mapped[str] = mapped_column(String(16))
+    by: Mapped[str] = mapped_column(String(64))
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+    reason: Mapped[str] = mapped_column(Text, default="")
+    fields: Mapped[list] = mapped_column(default=list)
+
+
+class ShareCredential(Base):
+    """A business system's key for one application. Only hashes are stored; during a rotation
+    the previous secret stays valid until ``previous_until``."""
+
+    __tablename__ = "share_credentials"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    application_id: Mapped[int] = mapped_column(ForeignKey("share_applications.id"), index=True)
+    key_id: Mapped[str] = mapped_column(String(16), unique=True)
+    secret_hash: Mapped[str] = mapped_column(String(64))
+    previous_hash: Mapped[str | None] = mapped_column(String(64))
+    previous_until: Mapped[datetime | None]
+    ip_allow: Mapped[list] = mapped_column(default=list)  # addresses or networks; empty = any
+    rate_per_minute: Mapped[int] = mapped_column(default=6000)
+    created_by: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    rotated_at: Mapped[datetime | None]
+    revoked_at: Mapped[datetime | None]
+
+
+class AuditEntry(Base):
+    """One call of the sharing API, written before its data is returned. ``entry_hash`` covers
+    the entry and the previous entry's hash, so an edited, removed or reordered entry shows."""
+
+    __tablename__ = "audit_entries"
+    __table_args__ = (Index("ix_audit_entries_unit_class_at", "consumer_code", "class_code", "at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)  # the chain's order
+    at: Mapped[datetime]
+    request_id: Mapped[str] = mapped_column(String(36), unique=True)
+    key_id: Mapped[str | None] = mapped_column(String(16), index=True)
+    consumer_code: Mapped[str | None] = mapped_column(String(32))
+    system_name: Mapped[str | None] = mapped_column(String(100))
+    application_id: Mapped[int | None]
+    class_code: Mapped[str | None] = mapped_column(String(40))
+    action: Mapped[str] = mapped_column(String(16))
+    fields: Mapped[list] = mapped_column(default=list)
+    query: Mapped[dict] = mapped_column(default=dict)  # keys or filter, cursor
+    end_user: Mapped[str] = mapped_column(String(100), default="")  # X-Citydata-User-Id
+    case_id: Mapped[str] = mapped_column(String(100), default="")  # X-Citydata-Case-Id
+    client_ip: Mapped[str] = mapped_column(String(64), default="")
+    rows: Mapped[int] = mapped_column(default=0)
+    subjects: Mapped[list] = mapped_column(default=list)  # master ids whose records left
+    outcome: Mapped[str] = mapped_column(String(32))  # ok, or the error code
+    status_code: Mapped[int]
+    response_hash: Mapped[str] = mapped_column(String(64), default="")
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    entry_hash: Mapped[str] = mapped_column(String(64))
+
+
+class AuditSubject(Base):
+    """Whose record an audited call delivered: "who read this person's data?" is one lookup."""
+
+    __tablename__ = "audit_subjects"
+
+    audit_id: Mapped[int] = mapped_column(ForeignKey("audit_entries.id"), primary_key=True)
+    master_id: Mapped[int] = mapped_column(primary_key=True, index=True)
+
+
+class AuditHead(Base):
+    """The chain's last entry; one row, locked by each writer so the chain has one order even
+    with several server processes."""
+
+    __tablename__ = "audit_head"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    last_id: Mapped[int] = mapped_column(default=0)
+    last_hash: Mapped[str] = mapped_column(String(64))
+    # Where the kept chain starts once retention has pruned older entries.
+    first_id: Mapped[int] = mapped_column(default=1)
+    first_prev_hash: Mapped[str] = mapped_column(String(64))
