@@ -5,6 +5,7 @@ data minimisation, quotas, and the audit chain (every call, tamper evidence, a f
 from __future__ import annotations
 
 import hashlib
+import re
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -519,3 +520,52 @@ def test_no_ungranted_field_and_no_unmasked_personal_field_ever_leaves(
                 assert "*" in value or any(o.startswith(value) for o in originals[name])
             else:
                 assert value in originals[name]
+
+
+# ---------------------------------------------------------------- pages
+
+
+def login(client, username):
+    page = client.get("/login").text
+    csrf = re.search(r'name="csrf" value="([^"]+)"', page).group(1)
+    client.post("/login", data={"username": username, "password": "password123", "csrf": csrf})
+    return re.search(r'name="csrf" value="([^"]+)"', client.get("/").text).group(1)
+
+
+def test_pages_apply_approve_issue_and_audit(city, people, app):
+    with TestClient(app) as civil, TestClient(app) as bureau, TestClient(app) as admin:
+        csrf = login(civil, "civil")
+        form = civil.get(f"/share/apply?class_code={POPULATION}")
+        assert "申请共享" in form.text and "公民身份号码" in form.text
+        sent = civil.post(
+            "/share/apply",
+            data={
+                "class_code": POPULATION,
+                "fields": ["name", "sex"],
+                "purpose": "低保核查",
+                "legal_basis": "社会救助暂行办法",
+                "system_name": "低保系统",
+                "csrf": csrf,
+            },
+        )
+        assert sent.status_code == 200 and "待审核" in sent.text
+        app_id = int(str(sent.url).rsplit("/", 1)[1])
+        csrf_b = login(bureau, "bureau")
+        decided = bureau.post(
+            f"/share/{app_id}/decision",
+            data={"action": "approve", "fields": ["sex"], "csrf": csrf_b},
+        )
+        assert "已批准" in decided.text
+        issued = civil.post(f"/share/{app_id}/credentials", data={"csrf": csrf})
+        secret = re.search(r"<code>(cds_[^<]+)</code>", issued.text).group(1)
+        lookup = civil.post(
+            "/api/share/v1/lookup",
+            json={"keys": [PEOPLE[0][0]], "fields": ["sex"]},
+            headers={"Authorization": f"Bearer {secret}"},
+        )
+        assert lookup.json()["records"] == [{"sex": "男"}]
+        assert civil.get("/audit").status_code == 403
+        login(admin, "admin")
+        page = admin.get(f"/audit?id_number={PEOPLE[0][0]}")
+        assert "审计链完整" in page.text and "csmz" in page.text and "低保系统" in page.text
+        assert "csmz" in admin.get("/share").text

@@ -12,6 +12,7 @@ from citydata.config import Settings
 from citydata.demo.cli import demo_app
 from citydata.ingest.cli import batch_app, ingest_cmd, quality_cmd
 from citydata.match.cli import match_cmd
+from citydata.share.cli import audit_app, share_app
 
 app = typer.Typer(help="citydata 政务数据资源管理平台", no_args_is_help=True, add_completion=False)
 app.add_typer(catalog_app, name="catalog")
@@ -25,6 +26,8 @@ app.command("match")(match_cmd)
 app.command("resolve")(resolve_cmd)
 app.add_typer(base_app, name="base")
 app.add_typer(theme_app, name="theme")
+app.add_typer(share_app, name="share")
+app.add_typer(audit_app, name="audit")
 
 
 @app.command()

@@ -22,6 +22,7 @@ from citydata.ingest import api as ingest_api
 from citydata.ingest import pages as ingest_pages
 from citydata.ingest.service import aggregated_classes
 from citydata.share import api as share_api
+from citydata.share import pages as share_pages
 from citydata.share.audit import AuditLog
 from citydata.share.gateway import Limiter
 from citydata.web.auth import check_csrf, current_user
@@ -61,6 +62,7 @@ def create_app(store: Store | None = None, settings: Settings | None = None) -> 
     app.include_router(bases_pages.router)
     app.include_router(share_api.share_router)
     app.include_router(share_api.router)
+    app.include_router(share_pages.router)
 
     @app.get("/", include_in_schema=False)
     def home(request: Request):  # noqa: ANN202
