@@ -221,3 +221,13 @@ def test_catalog_imports_cleanly_and_demo_load_reports_it(city, env):
         assert re.search(rf"已解析 {base}：\d+ 行 → [1-9]\d* 个主记录", result.output), base
     for theme in ("elderly_by_district", "enterprise_profile", "housing_per_person"):
         assert re.search(rf"主题库 {theme}（\d+/\d+）：[1-9]\d* 行", result.output), theme
+    # A day of sharing was replayed through the API and audited, chain intact.
+    match = re.search(r"共享：7 个申请、3 个调用凭证，回放 300 次调用（(.+)）", result.output)
+    assert match, result.output
+    outcomes = dict(part.split(": ") for part in match.group(1).split("、"))
+    assert int(outcomes["200"]) > 250 and int(outcomes["403"]) > 0  # the ungranted-field calls
+    verified = CliRunner().invoke(app, ["audit", "verify", "--json"])
+    assert verified.exit_code == 0 and '"entries": 300' in verified.output
+    listed = CliRunner().invoke(app, ["share", "list", "--user", "demo-share", "--json"])
+    statuses = [a["status"] for a in json.loads(listed.output)]
+    assert sorted(set(statuses)) == ["approved", "pending", "refused", "rejected"]

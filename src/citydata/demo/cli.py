@@ -55,6 +55,7 @@ def load(directory: Path, resolve_bases: bool = True) -> dict:
     from citydata.bases.service import base_codes, resolve
     from citydata.bases.themes import refresh as refresh_themes
     from citydata.catalog.service import import_catalog
+    from citydata.demo.sharing import replay
     from citydata.ingest.service import ingest
 
     manifest = json.loads((directory / "manifest.json").read_text(encoding="utf-8"))
@@ -85,6 +86,9 @@ def load(directory: Path, resolve_bases: bool = True) -> dict:
             resolved[code] = {"rows": report.rows_resolved, "masters": report.masters}
             bar.update(task, total=1, completed=1)
         themes = refresh_themes(store()) if resolve_bases else []
+        task = bar.add_task("共享调用", total=None)
+        sharing = replay(store()) if resolve_bases else {}
+        bar.update(task, total=1, completed=1)
     return {
         "catalog_classes": result.classes,
         "units": result.units,
@@ -94,6 +98,7 @@ def load(directory: Path, resolve_bases: bool = True) -> dict:
         "rows_rejected": rejected,
         "resolved": resolved,
         "themes": themes,
+        "sharing": sharing,
     }
 
 
@@ -119,6 +124,13 @@ def load_cmd(
     for t in summary["themes"]:
         done = f"{t['rows']} 行" if t["error"] is None else f"失败：{t['error']}"
         out.print(f"主题库 {t['name']}（{t['class_code']}）：{done}", highlight=False)
+    if summary["sharing"].get("calls"):
+        sh = summary["sharing"]
+        out.print(
+            f"共享：{sh['applications']} 个申请、{sh['credentials']} 个调用凭证，回放 {sh['calls']} 次调用"
+            f"（{'、'.join(f'{k}: {v}' for k, v in sorted(sh['outcomes'].items()))}）",
+            highlight=False,
+        )
 
 
 @demo_app.command("run")
