@@ -23,6 +23,7 @@ from citydata.catalog.models import ResourceClass
 from citydata.catalog.service import import_catalog
 from citydata.ingest.service import ingest
 from citydata.share import audit, service
+from citydata.share.masking import MASKS, mask_frame, mask_value
 from citydata.share.models import AuditEntry, AuditSubject, ShareApplication, ShareCredential
 from citydata.share.workdays import add_workdays
 from conftest import make_user
@@ -569,3 +570,19 @@ def test_pages_apply_approve_issue_and_audit(city, people, app):
         page = admin.get(f"/audit?id_number={PEOPLE[0][0]}")
         assert "审计链完整" in page.text and "csmz" in page.text and "低保系统" in page.text
         assert "csmz" in admin.get("/share").text
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    values=st.lists(
+        st.one_of(
+            st.none(), st.text(alphabet="长沙市湖南省岳麓区浏阳县路号12345678X张欧阳", max_size=30)
+        ),
+        min_size=1,
+        max_size=20,
+    ),
+    kind=st.sampled_from(sorted(MASKS)),
+)
+def test_value_masks_equal_the_vectorised_masks(values, kind):
+    frame = mask_frame(pl.DataFrame({"v": values}, schema={"v": pl.String}), {"v": kind})
+    assert frame["v"].to_list() == [mask_value(v, kind) for v in values]

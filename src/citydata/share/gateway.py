@@ -35,7 +35,7 @@ from citydata.catalog.models import ResourceClass
 from citydata.catalog.service import get_class
 from citydata.ingest import staging
 from citydata.share.audit import AuditEntry
-from citydata.share.masking import PERSONAL, mask_frame, mask_kind
+from citydata.share.masking import PERSONAL, mask_frame, mask_kind, mask_value
 from citydata.share.models import ShareApplication, ShareCredential
 from citydata.share.service import ShareError, current_status, ip_allowed, secret_matches
 
@@ -278,14 +278,28 @@ class Delivery:
     next_cursor: str | None = None
 
 
+SMALL = 64  # up to this many rows, masking value by value beats building a frame
+
+
 def _deliver(
     caller: Caller, res: Resource, rows: list, columns: list[str], fields: list[str]
 ) -> Delivery:
-    frame = pl.DataFrame(rows, schema=columns, orient="row", infer_schema_length=None)
-    subjects = [int(m) for m in frame["_master"].drop_nulls().unique().to_list()] if rows else []
     masks = {f: k for f, k in res.masks.items() if f in fields and f not in caller.unmasked}
-    out = mask_frame(frame.select(fields), masks) if rows else frame.select(fields)
-    return Delivery(out.to_dicts(), sorted(subjects))
+    master = columns.index("_master")
+    subjects = sorted({int(r[master]) for r in rows if r[master] is not None})
+    if len(rows) <= SMALL:
+        at = [columns.index(f) for f in fields]
+        kinds = [masks.get(f) for f in fields]
+        records = [
+            {
+                f: (mask_value(row[i], kind) if kind else row[i])
+                for f, i, kind in zip(fields, at, kinds, strict=True)
+            }
+            for row in rows
+        ]
+        return Delivery(records, subjects)
+    frame = pl.DataFrame(rows, schema=columns, orient="row", infer_schema_length=None)
+    return Delivery(mask_frame(frame.select(fields), masks).to_dicts(), subjects)
 
 
 def _key(value: Any) -> str:
