@@ -586,3 +586,19 @@ def test_pages_apply_approve_issue_and_audit(city, people, app):
 def test_value_masks_equal_the_vectorised_masks(values, kind):
     frame = mask_frame(pl.DataFrame({"v": values}, schema={"v": pl.String}), {"v": kind})
     assert frame["v"].to_list() == [mask_value(v, kind) for v in values]
+
+
+def test_cli_audit_verify_fails_on_a_tampered_chain_and_search_finds_the_reader(city, api, env):
+    from typer.testing import CliRunner
+
+    from citydata.cli import app as cli
+
+    ids = _chain(city, api, calls=2)
+    runner = CliRunner()
+    found = runner.invoke(cli, ["audit", "search", "--id-number", PEOPLE[0][0], "--json"])
+    assert [e["id"] for e in orjson.loads(found.output)] == list(reversed(ids))
+    assert runner.invoke(cli, ["audit", "verify"]).exit_code == 0
+    with city.session() as session:
+        session.execute(update(AuditEntry).where(AuditEntry.id == ids[0]).values(case_id="x"))
+    broken = runner.invoke(cli, ["audit", "verify"])
+    assert broken.exit_code == 1 and f"第 {ids[0]} 条：altered" in broken.output
