@@ -75,7 +75,9 @@ def ensure_admin(session: Session, password: str | None) -> tuple[User, str | No
     return user, generated
 
 
-def _digest(secret: str) -> str:
+def secret_digest(secret: str) -> str:
+    """How API tokens and sharing credentials are stored: SHA-256 of the whole secret (they are
+    long and random, so a slow password hash buys nothing)."""
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
@@ -89,7 +91,7 @@ def issue_token(session: Session, user: User, name: str) -> IssuedToken:
     prefix = secrets.token_hex(4)
     secret = secrets.token_urlsafe(32)
     plaintext = f"{TOKEN_PREFIX}_{prefix}_{secret}"
-    token = ApiToken(user_id=user.id, name=name, prefix=prefix, token_hash=_digest(plaintext))
+    token = ApiToken(user_id=user.id, name=name, prefix=prefix, token_hash=secret_digest(plaintext))
     session.add(token)
     session.flush()
     return IssuedToken(token, plaintext)
@@ -102,7 +104,7 @@ def user_for_token(session: Session, plaintext: str) -> User | None:
     token = session.scalar(select(ApiToken).where(ApiToken.prefix == parts[1]))
     if token is None or token.revoked_at is not None:
         return None
-    if not hmac.compare_digest(token.token_hash, _digest(plaintext)):
+    if not hmac.compare_digest(token.token_hash, secret_digest(plaintext)):
         return None
     if not token.user.active:
         return None

@@ -49,8 +49,9 @@ from citydata.bases.models import (
     MatchReview,
 )
 from citydata.bases.spec import BaseSpec, spec, specs
+from citydata.catalog import vocab
 from citydata.catalog.models import Field, ResourceClass, Unit
-from citydata.db.base import utcnow
+from citydata.db.base import as_utc, utcnow
 from citydata.db.engine import Store
 from citydata.ingest import staging
 from citydata.ingest.models import Batch
@@ -165,17 +166,11 @@ def staged_rows(
         )
     frame = pl.concat(parts) if parts else pl.DataFrame(schema=schema)
     times = pl.DataFrame(
-        [(i, _utc(at)) for i, at in conn.execute(select(Batch.id, Batch.created_at)).all()],
+        [(i, as_utc(at)) for i, at in conn.execute(select(Batch.id, Batch.created_at)).all()],
         schema={"batch_id": pl.Int64, "observed_at": pl.Datetime("us", "UTC")},
         orient="row",
     )
     return frame.join(times, on="batch_id", how="left")
-
-
-def _utc(moment: datetime | None) -> datetime | None:
-    if moment is None or moment.tzinfo is not None:
-        return moment
-    return moment.replace(tzinfo=UTC)  # SQLite hands back naive UTC
 
 
 def _chunks(ids: list[int], size: int = 500):  # noqa: ANN202
@@ -938,7 +933,7 @@ def publish(session: Session, base: BaseSpec, touched: set[int]) -> None:
                 "base": base.code,
                 "master_id": sorted(touched),
                 "kind": ["upsert" if i in live_ids else "delete" for i in sorted(touched)],
-                "at": _utc(utcnow()),
+                "at": utcnow(),
             }
         ),
     )
@@ -951,7 +946,7 @@ def publish(session: Session, base: BaseSpec, touched: set[int]) -> None:
             "key": [m[1] for m in live],
             **{a: [m[2].get(a) for m in live] for a in base.attributes},
             "version": [m[3] for m in live],
-            "updated_at": [_utc(m[4]) for m in live],
+            "updated_at": [as_utc(m[4]) for m in live],
         },
         schema_overrides={"key": pl.String, **dict.fromkeys(base.attributes, pl.String)},
     )
@@ -963,7 +958,7 @@ def publish(session: Session, base: BaseSpec, touched: set[int]) -> None:
     staging.insert_frame(conn, table, frame)
 
 
-SENSITIVITY_ORDER = ("public", "internal", "personal", "sensitive")
+SENSITIVITY_ORDER = tuple(vocab.SENSITIVITY)  # public → sensitive, as the vocabulary lists them
 KIND_SENSITIVITY = {"person_name": "personal", "phone": "personal", "address": "personal"}
 
 

@@ -158,17 +158,12 @@ def replay(store: Store, calls: int = 300, seed: int = 2020) -> dict[str, Any]:
         return {"applications": 0, "calls": 0}
     rng = random.Random(seed)
     with store.engine.connect() as conn:
-        people = [
-            r[0]
-            for r in conn.execute(
-                text("SELECT key FROM base_population WHERE key IS NOT NULL LIMIT 5000")
-            )
-        ]
         names = dict(
             conn.execute(
                 text("SELECT key, name FROM base_population WHERE key IS NOT NULL LIMIT 5000")
             ).all()
         )
+        people = list(names)
         companies = [
             r[0]
             for r in conn.execute(

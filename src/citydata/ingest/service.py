@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from citydata.catalog import vocab
 from citydata.catalog.models import ResourceClass, Unit
-from citydata.db.base import utcnow
+from citydata.db.base import as_utc, utcnow
 from citydata.db.engine import Store
 from citydata.ingest import staging
 from citydata.ingest.models import Batch, Reject
@@ -278,7 +278,7 @@ def ingest(
                     )
                     step("校验并写入", tally.rows, 0)
                     _record_progress(store, batch_id, tally.rows)
-                quality = _quality(tally, batch_keys, rc, _aware(previous), datetime.now(UTC))
+                quality = _quality(tally, batch_keys, rc, as_utc(previous), datetime.now(UTC))
                 if unknown:
                     quality["ignored_columns"] = unknown
                 report.message = f"已接收 {tally.accepted} 行，拒收 {tally.rejected_rows} 行"
@@ -311,12 +311,6 @@ def ingest(
     report.rejections = tally.first_rejects
     report.quality = quality
     return report
-
-
-def _aware(moment: datetime | None) -> datetime | None:
-    if moment is not None and moment.tzinfo is None:
-        return moment.replace(tzinfo=UTC)  # SQLite hands back naive UTC
-    return moment
 
 
 def _record_progress(store: Store, batch_id: int, rows: int) -> None:

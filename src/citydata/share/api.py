@@ -66,22 +66,23 @@ class _Call:
             "response_hash": "",
         }
 
-    def _audit(self) -> None:
-        self.request.app.state.audit.write(self.entry)
+    def sealed(self, response: Response) -> Response:
+        """``response`` once the entry is committed; 503 and no data when it cannot be."""
+        try:
+            self.request.app.state.audit.write(self.entry)
+        except AuditError:
+            return self._unaudited()
+        return response
 
     def error(self, exc: ShareError) -> Response:
         self.entry.update(outcome=exc.code, status_code=exc.status, rows=0, subjects=[])
         headers = {"X-Request-Id": self.request_id}
-        if getattr(exc, "retry_after", None):
+        if exc.retry_after:
             headers["Retry-After"] = str(exc.retry_after)
-        try:
-            self._audit()
-        except AuditError:
-            return self.unaudited()
         body = {"error": {"code": exc.code, "message": str(exc)}, "request_id": self.request_id}
-        return _json(exc.status, body, headers)
+        return self.sealed(_json(exc.status, body, headers))
 
-    def unaudited(self) -> Response:
+    def _unaudited(self) -> Response:
         body = {
             "error": {
                 "code": "audit_unavailable",
@@ -115,12 +116,8 @@ class _Call:
         content = orjson.dumps({"request_id": self.request_id, **payload})
         digest = hashlib.sha256(content).hexdigest()
         self.entry.update(rows=rows, subjects=subjects, response_hash=digest)
-        try:
-            self._audit()
-        except AuditError:
-            return self.unaudited()
         headers = {"X-Request-Id": self.request_id, "X-Citydata-Response-Sha256": digest}
-        return Response(content, 200, headers=headers, media_type=JSON)
+        return self.sealed(Response(content, 200, headers=headers, media_type=JSON))
 
 
 async def _body(request: Request) -> dict[str, Any]:
@@ -137,7 +134,7 @@ async def _body(request: Request) -> dict[str, Any]:
 async def _serve(
     request: Request,
     action: str,
-    work: Callable[[Session, gateway.Caller, gateway.Resource, dict], Response | tuple],
+    work: Callable[[Session, gateway.Caller, gateway.Resource, dict, _Call], Response | tuple],
 ) -> Response:
     call = _Call(request, action)
     try:
@@ -274,14 +271,12 @@ async def export(request: Request) -> Response:
         call.entry["query"] = {"filters": filters, "format": fmt}
         rows, subjects = gateway.export_plan(session, caller, res, filters)
         call.entry.update(rows=rows, subjects=subjects)
-        try:
-            call._audit()
-        except AuditError:
-            return call.unaudited()
-        return StreamingResponse(
-            _stream(call.store, caller, res, fields, filters, fmt),
-            media_type="text/csv; charset=utf-8" if fmt == "csv" else "application/x-ndjson",
-            headers={"X-Request-Id": call.request_id},
+        return call.sealed(  # the stream starts only once the entry is committed
+            StreamingResponse(
+                _stream(call.store, caller, res, fields, filters, fmt),
+                media_type="text/csv; charset=utf-8" if fmt == "csv" else "application/x-ndjson",
+                headers={"X-Request-Id": call.request_id},
+            )
         )
 
     return await _serve(request, "export", work)
@@ -362,7 +357,7 @@ def list_applications(
 def show_application(
     application_id: int, session: Session = Depends(db), user: User = Depends(require_user)
 ) -> dict[str, Any]:
-    app = _checked(service._open, session, application_id, user)
+    app = _checked(service.open_application, session, application_id, user)
     return {
         **service.application_dict(app),
         "decisions": [

@@ -20,6 +20,7 @@ import orjson
 from sqlalchemy import case, delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
+from citydata.db.base import as_utc
 from citydata.db.engine import Store
 from citydata.share.models import AuditEntry, AuditHead, AuditSubject
 
@@ -55,8 +56,7 @@ class AuditError(RuntimeError):
 
 
 def _moment(value: datetime) -> str:
-    aware = value if value.tzinfo else value.replace(tzinfo=UTC)
-    return aware.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")
+    return as_utc(value).astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")
 
 
 def entry_hash(prev_hash: str, entry: dict[str, Any]) -> str:

@@ -36,8 +36,14 @@ from citydata.catalog.service import get_class
 from citydata.ingest import staging
 from citydata.share.audit import AuditEntry
 from citydata.share.masking import PERSONAL, mask_frame, mask_kind, mask_value
-from citydata.share.models import ShareApplication, ShareCredential
-from citydata.share.service import ShareError, current_status, ip_allowed, secret_matches
+from citydata.share.models import STATUS, ShareApplication, ShareCredential
+from citydata.share.service import (
+    CREDENTIAL_PREFIX,
+    ShareError,
+    current_status,
+    ip_allowed,
+    secret_matches,
+)
 
 MAX_KEYS = 100
 MAX_LIMIT = 1000
@@ -81,8 +87,9 @@ def authenticate(
     a revoked credential or a revoked or expired approval stops the very next call."""
     now = now or datetime.now(UTC)
     scheme, _, presented = authorization.partition(" ")
-    parts = presented.strip().split("_", 2)
-    if scheme.lower() != "bearer" or len(parts) != 3 or parts[0] != "cds":
+    presented = presented.strip()
+    parts = presented.split("_", 2)
+    if scheme.lower() != "bearer" or len(parts) != 3 or parts[0] != CREDENTIAL_PREFIX:
         raise _unauthorised("缺少或无法识别的共享凭证（Authorization: Bearer cds_…）")
     found = session.execute(
         select(ShareCredential, ShareApplication, ResourceClass.version)
@@ -90,7 +97,7 @@ def authenticate(
         .join(ResourceClass, ResourceClass.code == ShareApplication.class_code)
         .where(ShareCredential.key_id == parts[1])
     ).first()
-    if found is None or not secret_matches(found[0], presented.strip(), now):
+    if found is None or not secret_matches(found[0], presented, now):
         raise _unauthorised("共享凭证无效")
     credential, app, version = found
     if credential.revoked_at is not None:
@@ -100,9 +107,7 @@ def authenticate(
     status = current_status(app, now.date())
     if status != "approved":
         raise ShareError(
-            f"共享申请 {app.id} 已{ {'expired': '过期', 'revoked': '撤销'}.get(status, '失效') }",
-            f"application_{status}",
-            403,
+            f"共享申请 {app.id} 当前为「{STATUS[status]}」", f"application_{status}", 403
         )
     return Caller(
         credential.key_id,
@@ -161,9 +166,7 @@ class Limiter:
 
 
 def _too_many(message: str, retry_after: int) -> ShareError:
-    error = ShareError(message, "rate_limited", 429)
-    error.retry_after = max(retry_after, 1)
-    return error
+    return ShareError(message, "rate_limited", 429, max(retry_after, 1))
 
 
 # ---------------------------------------------------------------- what the class's data is
@@ -174,7 +177,6 @@ class Resource:
     class_code: str
     kind: str  # base | theme | department
     table: str
-    fields: tuple[str, ...]
     key_column: str | None  # looked up by a single key
     key_field: str | None
     order: tuple[str, ...]  # a stable row order for cursors (empty: offsets)
@@ -195,7 +197,6 @@ def resource(session: Session, class_code: str, version: int | None = None) -> R
     masks = {
         f.name: mask_kind(rc.code, f.name, f.rules) for f in rc.fields if f.sensitivity in PERSONAL
     }
-    fields = tuple(f.name for f in rc.fields)
     keys = [f.name for f in rc.fields if f.is_key]
     base = base_for_class(rc.code)
     if base is not None:
@@ -203,7 +204,6 @@ def resource(session: Session, class_code: str, version: int | None = None) -> R
             rc.code,
             "base",
             f"base_{base.code}",
-            fields,
             "key",
             base.key,
             ("master_id",),
@@ -216,7 +216,7 @@ def resource(session: Session, class_code: str, version: int | None = None) -> R
         theme = next((t for t in load_themes().values() if t.code == rc.code), None)
         if theme is None:
             raise ShareError(f"主题库「{class_code}」没有定义", "unknown_class", 404)
-        found = Resource(rc.code, "theme", theme.table, fields, None, None, (), masks, None)
+        found = Resource(rc.code, "theme", theme.table, None, None, (), masks, None)
     else:
         key = keys[0] if len(keys) == 1 else None
         feeds = rc.base_db if rc.base_db != "none" else None
@@ -224,7 +224,6 @@ def resource(session: Session, class_code: str, version: int | None = None) -> R
             rc.code,
             "department",
             staging.table_name(rc.code),
-            fields,
             key,
             key,
             (staging.BATCH, staging.ROW),
@@ -250,6 +249,11 @@ def _source(res: Resource, fields: list[str]):  # noqa: ANN202
     if res.kind == "base":
         names.add("master_id")
     return table(res.table, *[column(n) for n in names])
+
+
+def _select_fields(res: Resource, source, fields: list[str]) -> Select:  # noqa: ANN001
+    """The asked fields of each row, and the master it belongs to (``_master``)."""
+    return _with_subjects(res, select(*[source.c[f] for f in fields]), source)
 
 
 def _with_subjects(res: Resource, query: Select, source) -> Select:  # noqa: ANN001
@@ -315,8 +319,8 @@ def _by_keys(session: Session, res: Resource, keys: list[str], fields: list[str]
         raise ShareError(f"keys 应为 1–{MAX_KEYS} 个业务主键", "bad_keys")
     wanted = [_key(k) for k in keys]
     source = _source(res, fields)
-    stmt = _with_subjects(res, select(*[source.c[f] for f in fields]), source)
-    result = session.execute(stmt.where(source.c[res.key_column].in_(wanted)))
+    stmt = _select_fields(res, source, fields).where(source.c[res.key_column].in_(wanted))
+    result = session.execute(stmt)
     return result.all(), list(result.keys())
 
 
@@ -325,6 +329,11 @@ def lookup(
 ) -> Delivery:
     rows, columns = _by_keys(session, res, keys, fields)
     return _deliver(caller, res, rows, columns, fields)
+
+
+def _check_limit(limit: int) -> None:
+    if not 1 <= limit <= MAX_LIMIT:
+        raise ShareError(f"limit 应在 1–{MAX_LIMIT} 之间", "bad_limit")
 
 
 def _cursor(values: list[Any]) -> str:
@@ -368,11 +377,9 @@ def query(
     cursor: str | None = None,
     limit: int = 100,
 ) -> Delivery:
-    if not 1 <= limit <= MAX_LIMIT:
-        raise ShareError(f"limit 应在 1–{MAX_LIMIT} 之间", "bad_limit")
+    _check_limit(limit)
     source = _source(res, [*fields, *(filters or {})])
-    stmt = _with_subjects(res, select(*[source.c[f] for f in fields]), source)
-    stmt = stmt.where(*_conditions(caller, source, filters or {}))
+    stmt = _select_fields(res, source, fields).where(*_conditions(caller, source, filters or {}))
     order = [source.c[c] for c in res.order]
     if order:
         stmt = stmt.add_columns(*[c.label(f"_o{i}") for i, c in enumerate(order)]).order_by(*order)
@@ -472,8 +479,7 @@ def changes(
     the record as it is now (granted fields, masked)."""
     if res.kind != "base":
         raise ShareError("变更订阅目前只提供基础库类资源", "no_feed")
-    if not 1 <= limit <= MAX_LIMIT:
-        raise ShareError(f"limit 应在 1–{MAX_LIMIT} 之间", "bad_limit")
+    _check_limit(limit)
     after = int(_after(cursor)[0]) if cursor else 0
     found = session.execute(
         select(MasterChange.id, MasterChange.master_id, MasterChange.kind, MasterChange.at)
@@ -486,18 +492,18 @@ def changes(
     current = {}
     if ids:
         result = session.execute(
-            _with_subjects(res, select(*[source.c[f] for f in fields]), source).where(
-                source.c.master_id.in_(ids)
-            )
+            _select_fields(res, source, fields).where(source.c.master_id.in_(ids))
         )
         rows, columns = result.all(), list(result.keys())
         delivered = _deliver(caller, res, rows, columns, fields)
-        current = {int(r[-1]): rec for r, rec in zip(rows, delivered.records, strict=True)}
+        master = columns.index("_master")
+        current = {r[master]: rec for r, rec in zip(rows, delivered.records, strict=True)}
     records = [
         {
             "change": change_id,
             "master_id": master_id,
-            "kind": kind if master_id in current or kind == "delete" else "delete",
+            # an upsert whose master has since merged away or retired is gone by now
+            "kind": "upsert" if kind == "upsert" and master_id in current else "delete",
             "at": at.isoformat() if at else None,
             "record": current.get(master_id),
         }

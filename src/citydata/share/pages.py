@@ -91,7 +91,7 @@ def apply_submit(
 
 
 def _detail(request: Request, session, user, application_id: int, **extra):  # noqa: ANN001, ANN202
-    app = service._open(session, application_id, user)
+    app = service.open_application(session, application_id, user)
     return render(
         request,
         "share_detail.html",

@@ -6,7 +6,6 @@ a number of working days; 不予共享 is refused with the class's legal basis. 
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import ipaddress
 import secrets
@@ -17,9 +16,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from citydata.accounts.models import User
+from citydata.accounts.service import secret_digest
 from citydata.catalog.models import ResourceClass, Unit
 from citydata.catalog.service import get_class
-from citydata.db.base import utcnow
+from citydata.db.base import as_utc, utcnow
 from citydata.share.models import STATUS, ShareApplication, ShareCredential, ShareDecision
 from citydata.share.workdays import add_workdays
 
@@ -31,10 +31,13 @@ ROTATION_GRACE = timedelta(hours=24)
 class ShareError(ValueError):
     """A request that breaks a sharing rule; ``code`` is stable for API clients."""
 
-    def __init__(self, message: str, code: str = "invalid", status: int = 400):
+    def __init__(
+        self, message: str, code: str = "invalid", status: int = 400, retry_after: int = 0
+    ):
         super().__init__(message)
         self.code = code
         self.status = status
+        self.retry_after = retry_after  # seconds, for 429
 
 
 def _denied(message: str) -> ShareError:
@@ -181,7 +184,7 @@ def _close(app: ShareApplication, status: str, by: str, reason: str) -> None:
     app.status, app.decided_by, app.decided_at, app.reason = status, by, utcnow(), reason
 
 
-def _open(session: Session, application_id: int, user: User) -> ShareApplication:
+def open_application(session: Session, application_id: int, user: User) -> ShareApplication:
     app = session.get(ShareApplication, application_id)
     if app is None or not may_see(user, app):
         raise ShareError(f"没有共享申请 {application_id}", "not_found", 404)
@@ -199,7 +202,7 @@ def decide(
 ) -> ShareApplication:
     """approve (optionally fewer fields, fewer in clear), reject or ask for more — by the
     provider's steward or an administrator, on a pending application."""
-    app = _open(session, application_id, user)
+    app = open_application(session, application_id, user)
     if not may_decide(user, app):
         raise _denied("只有提供方单位的数据管理员或管理员可以审核")
     if app.status != "pending":
@@ -236,7 +239,7 @@ def resubmit(
 ) -> ShareApplication:
     """The applicant answers a request for more: the application is pending again, with a new
     answer period."""
-    app = _open(session, application_id, user)
+    app = open_application(session, application_id, user)
     if not may_apply(user, app.consumer_code):
         raise _denied("只有申请单位可以补充材料")
     if app.status != "more_info":
@@ -250,7 +253,7 @@ def resubmit(
 
 
 def revoke(session: Session, user: User, application_id: int, reason: str) -> ShareApplication:
-    app = _open(session, application_id, user)
+    app = open_application(session, application_id, user)
     if not (may_decide(user, app) or may_apply(user, app.consumer_code)):
         raise _denied("只有提供方、申请方或管理员可以撤销")
     if app.status != "approved":
@@ -317,10 +320,6 @@ def application_dict(app: ShareApplication, today: date | None = None) -> dict:
 # ---------------------------------------------------------------- credentials
 
 
-def _digest(secret: str) -> str:
-    return hashlib.sha256(secret.encode()).hexdigest()
-
-
 @dataclass
 class IssuedCredential:
     credential: ShareCredential
@@ -345,7 +344,7 @@ def issue_credential(
     ip_allow: list[str] | None = None,
     rate_per_minute: int = 6000,
 ) -> IssuedCredential:
-    app = _open(session, application_id, user)
+    app = open_application(session, application_id, user)
     if not may_apply(user, app.consumer_code):
         raise _denied("只有申请单位或管理员可以为调用系统开通凭证")
     if current_status(app) != "approved":
@@ -355,7 +354,7 @@ def issue_credential(
     credential = ShareCredential(
         application_id=app.id,
         key_id=key_id,
-        secret_hash=_digest(secret),
+        secret_hash=secret_digest(secret),
         ip_allow=_check_networks(ip_allow or []),
         rate_per_minute=rate_per_minute,
         created_by=user.username,
@@ -365,20 +364,20 @@ def issue_credential(
     return IssuedCredential(credential, secret)
 
 
-def _credential(session: Session, user: User, key_id: str) -> ShareCredential:
+def _credential(
+    session: Session, user: User, key_id: str
+) -> tuple[ShareCredential, ShareApplication]:
     credential = session.scalar(select(ShareCredential).where(ShareCredential.key_id == key_id))
     if credential is None:
         raise ShareError(f"没有凭证「{key_id}」", "not_found", 404)
-    _open(session, credential.application_id, user)
-    return credential
+    return credential, open_application(session, credential.application_id, user)
 
 
 def rotate_credential(
     session: Session, user: User, key_id: str, grace: timedelta = ROTATION_GRACE
 ) -> IssuedCredential:
     """A new secret; the old one keeps working for ``grace`` so the system can switch over."""
-    credential = _credential(session, user, key_id)
-    app = session.get(ShareApplication, credential.application_id)
+    credential, app = _credential(session, user, key_id)
     if not may_apply(user, app.consumer_code):
         raise _denied("只有申请单位或管理员可以轮换凭证")
     if credential.revoked_at is not None:
@@ -386,13 +385,12 @@ def rotate_credential(
     secret = _new_secret(credential.key_id)
     now = utcnow()
     credential.previous_hash, credential.previous_until = credential.secret_hash, now + grace
-    credential.secret_hash, credential.rotated_at = _digest(secret), now
+    credential.secret_hash, credential.rotated_at = secret_digest(secret), now
     return IssuedCredential(credential, secret)
 
 
 def revoke_credential(session: Session, user: User, key_id: str) -> ShareCredential:
-    credential = _credential(session, user, key_id)
-    app = session.get(ShareApplication, credential.application_id)
+    credential, app = _credential(session, user, key_id)
     if not (may_apply(user, app.consumer_code) or may_decide(user, app)):
         raise _denied("只有申请单位、提供方或管理员可以吊销凭证")
     credential.revoked_at = credential.revoked_at or utcnow()
@@ -409,20 +407,14 @@ def credentials(session: Session, application_id: int) -> list[ShareCredential]:
     )
 
 
-def _aware(moment: datetime) -> datetime:
-    from datetime import UTC
-
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
 def secret_matches(credential: ShareCredential, presented: str, now: datetime) -> bool:
-    digest = _digest(presented)
+    digest = secret_digest(presented)
     if hmac.compare_digest(credential.secret_hash, digest):
         return True
     return bool(
         credential.previous_hash
         and credential.previous_until
-        and _aware(credential.previous_until) > now
+        and as_utc(credential.previous_until) > now
         and hmac.compare_digest(credential.previous_hash, digest)
     )
 
