@@ -11,7 +11,7 @@ from citydata.bases import service
 from citydata.bases.api import decide
 from citydata.bases.models import Master
 from citydata.bases.spec import SpecError, spec, specs
-from citydata.web.auth import check_csrf, current_user
+from citydata.web.auth import check_csrf, current_user, signed_in
 from citydata.web.render import render
 
 router = APIRouter(include_in_schema=False)
@@ -50,9 +50,7 @@ def base_page(request: Request, base: str, key: str = "", name: str = ""):  # no
 @router.get("/base/{base}/reviews")
 def reviews_page(request: Request, base: str):  # noqa: ANN201
     with request.app.state.store.session() as session:
-        user = current_user(request, session)
-        if user is None:
-            return RedirectResponse("/login", status_code=303)
+        user = signed_in(request, session)
         return render(
             request,
             "base_reviews.html",
@@ -68,9 +66,7 @@ def review_decision(
 ):  # noqa: ANN201
     check_csrf(request, csrf)
     with request.app.state.store.session() as session:
-        user = current_user(request, session)
-        if user is None:
-            return RedirectResponse("/login", status_code=303)
+        user = signed_in(request, session)
         decide(session, user, review_id, decision)
     return RedirectResponse(f"/base/{base}/reviews", status_code=303)
 

@@ -8,7 +8,7 @@ from fastapi.responses import RedirectResponse
 from citydata.ingest import service
 from citydata.ingest.api import receive_in_background
 from citydata.ingest.models import Batch
-from citydata.web.auth import check_csrf, current_user
+from citydata.web.auth import check_csrf, current_user, signed_in
 from citydata.web.render import render
 
 router = APIRouter(include_in_schema=False)
@@ -34,9 +34,7 @@ def upload(
 ):  # noqa: ANN201
     check_csrf(request, csrf)
     with request.app.state.store.session() as session:
-        user = current_user(request, session)
-    if user is None:
-        return RedirectResponse("/login", status_code=303)
+        user = signed_in(request, session)
     batch_id = receive_in_background(request, user, file, class_code.strip(), mode, encoding)
     return RedirectResponse(f"/batches/{batch_id}", status_code=303)
 

@@ -13,23 +13,16 @@ from citydata.catalog.service import get_class
 from citydata.share import audit, service
 from citydata.share.models import STATUS
 from citydata.share.service import ShareError
-from citydata.web.auth import check_csrf, current_user
+from citydata.web.auth import check_csrf, signed_in
 from citydata.web.render import render
 
 router = APIRouter(include_in_schema=False)
 
 
-def _signed_in(request: Request, session):  # noqa: ANN001, ANN202
-    user = current_user(request, session)
-    if user is None:
-        raise HTTPException(401, "请先登录")
-    return user
-
-
 @router.get("/share")
 def share_list(request: Request, status: str = ""):  # noqa: ANN201
     with request.app.state.store.session() as session:
-        user = _signed_in(request, session)
+        user = signed_in(request, session)
         apps = [service.application_dict(a) for a in service.applications(session, user, status)]
         usage = audit.usage(session, date.today() - timedelta(days=30))
         return render(
@@ -47,7 +40,7 @@ def share_list(request: Request, status: str = ""):  # noqa: ANN201
 @router.get("/share/apply")
 def apply_form(request: Request, class_code: str):  # noqa: ANN201
     with request.app.state.store.session() as session:
-        user = _signed_in(request, session)
+        user = signed_in(request, session)
         rc = get_class(session, class_code)
         if rc is None:
             raise HTTPException(404, f"信息资源「{class_code}」不存在")
@@ -69,7 +62,7 @@ def apply_submit(
 ):  # noqa: ANN201
     check_csrf(request, csrf)
     with request.app.state.store.session() as session:
-        user = _signed_in(request, session)
+        user = signed_in(request, session)
         try:
             app = service.apply(
                 session,
@@ -109,7 +102,7 @@ def _detail(request: Request, session, user, application_id: int, **extra):  # n
 @router.get("/share/{application_id}")
 def share_detail(request: Request, application_id: int):  # noqa: ANN201
     with request.app.state.store.session() as session:
-        user = _signed_in(request, session)
+        user = signed_in(request, session)
         try:
             return _detail(request, session, user, application_id)
         except ShareError as exc:
@@ -127,7 +120,7 @@ def share_decide(
 ):  # noqa: ANN201
     check_csrf(request, csrf)
     with request.app.state.store.session() as session:
-        user = _signed_in(request, session)
+        user = signed_in(request, session)
         try:
             service.decide(session, user, application_id, action, reason, fields or None)
         except ShareError as exc:
@@ -139,7 +132,7 @@ def share_decide(
 def share_issue(request: Request, application_id: int, csrf: str = Form("")):  # noqa: ANN201
     check_csrf(request, csrf)
     with request.app.state.store.session() as session:
-        user = _signed_in(request, session)
+        user = signed_in(request, session)
         try:
             issued = service.issue_credential(session, user, application_id)
         except ShareError as exc:
@@ -150,7 +143,7 @@ def share_issue(request: Request, application_id: int, csrf: str = Form("")):  #
 @router.get("/audit")
 def audit_page(request: Request, id_number: str = "", master: str = "", unit: str = ""):  # noqa: ANN201
     with request.app.state.store.session() as session:
-        user = _signed_in(request, session)
+        user = signed_in(request, session)
         if user.role not in {"admin", "auditor"}:
             raise HTTPException(403, "需要审计员或管理员权限")
         master_id = int(master) if master.isdigit() else None

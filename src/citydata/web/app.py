@@ -25,7 +25,7 @@ from citydata.share import api as share_api
 from citydata.share import pages as share_pages
 from citydata.share.audit import AuditLog
 from citydata.share.gateway import Limiter
-from citydata.web.auth import check_csrf, current_user
+from citydata.web.auth import LoginRequired, check_csrf, current_user
 from citydata.web.i18n import LANGUAGES
 from citydata.web.render import render
 
@@ -63,6 +63,10 @@ def create_app(store: Store | None = None, settings: Settings | None = None) -> 
     app.include_router(share_api.share_router)
     app.include_router(share_api.router)
     app.include_router(share_pages.router)
+
+    @app.exception_handler(LoginRequired)
+    def to_login(_request: Request, _exc: LoginRequired):  # noqa: ANN202
+        return RedirectResponse("/login", status_code=303)
 
     @app.get("/", include_in_schema=False)
     def home(request: Request):  # noqa: ANN202

@@ -37,6 +37,18 @@ def current_user(request: Request, session: Session = Depends(db)) -> User | Non
     return None
 
 
+class LoginRequired(Exception):
+    """A page needs a signed-in user; the app answers with a redirect to the login page."""
+
+
+def signed_in(request: Request, session: Session) -> User:
+    """The page's user, or the way to the login page."""
+    user = current_user(request, session)
+    if user is None:
+        raise LoginRequired
+    return user
+
+
 def require_user(user: User | None = Depends(current_user)) -> User:
     if user is None:
         raise HTTPException(401, "需要登录或 API 令牌", headers={"WWW-Authenticate": "Bearer"})
