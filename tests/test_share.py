@@ -299,6 +299,10 @@ def test_export_streams_every_row_masked(city, api):
     assert csv.content.startswith("\ufeff".encode())
     lines = csv.content.decode("utf-8-sig").splitlines()
     assert lines[0] == "name,phone" and len(lines) == 4 and "13812345678" not in csv.text
+    empty = call(
+        api, headers, "export", {"fields": ["name"], "format": "csv", "filters": {"sex": "无"}}
+    )
+    assert empty.content.decode("utf-8-sig").splitlines() == ["name"]
     jsonl = call(api, headers, "export", {"fields": ["sex"], "filters": {"sex": "男"}})
     assert [orjson.loads(x) for x in jsonl.content.splitlines()] == [{"sex": "男"}, {"sex": "男"}]
 

@@ -286,18 +286,24 @@ def _stream(store, caller, res, fields, filters, fmt):  # noqa: ANN001, ANN202
     import csv
     import io
 
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=fields, lineterminator="\r\n")
+
+    def flush() -> bytes:
+        text = buffer.getvalue()
+        buffer.seek(0)
+        buffer.truncate()
+        return text.encode()
+
+    if fmt == "csv":  # BOM and header even when no row matches
+        buffer.write("\ufeff")
+        writer.writeheader()
+        yield flush()
     with store.session() as session:
-        if fmt == "csv":
-            yield "\ufeff".encode()
-            buffer = io.StringIO()
-            writer = csv.DictWriter(buffer, fieldnames=fields, lineterminator="\r\n")
-            writer.writeheader()
         for page in gateway.export(session, caller, res, fields, filters):
             if fmt == "csv":
                 writer.writerows(page)
-                yield buffer.getvalue().encode()
-                buffer.seek(0)
-                buffer.truncate()
+                yield flush()
             else:
                 yield b"".join(orjson.dumps(r) + b"\n" for r in page)
 
