@@ -78,6 +78,16 @@ def db_url(template_db, tmp_path):
         yield f"sqlite:///{path}"
 
 
+@pytest.fixture(scope="session")
+def demo_catalog(tmp_path_factory) -> Path:
+    """The demo city's catalog (37 units, 700 classes), generated once for the whole run."""
+    from citydata.demo.generate import generate
+
+    city = tmp_path_factory.mktemp("catalog-city")
+    generate(city, 200, seed=3)
+    return city / "catalog.json"
+
+
 @pytest.fixture
 def store(db_url):
     s = Store(db_url)

@@ -24,15 +24,6 @@ ZHANG = "11010519491231002X"  # 15-digit form: 110105491231002
 LI = "360426199101010071"
 
 
-@pytest.fixture(scope="module")
-def demo_catalog(tmp_path_factory) -> Path:
-    from citydata.demo.generate import generate
-
-    city = tmp_path_factory.mktemp("catalog-city")
-    generate(city, 200, seed=3)
-    return city / "catalog.json"
-
-
 @pytest.fixture
 def catalog(store, demo_catalog):
     with store.session() as session:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import hashlib
 import re
 from datetime import date, timedelta
-from pathlib import Path
 
 import orjson
 import polars as pl
@@ -53,15 +52,6 @@ PEOPLE = [
     ("430181199503030012", "李四", "男", "1995-03-03", "430181", "长沙市浏阳市集里街道3号", None),
 ]
 FIELDS = ["id_number", "name", "sex", "birth_date", "division", "address", "phone"]
-
-
-@pytest.fixture(scope="module")
-def demo_catalog(tmp_path_factory) -> Path:
-    from citydata.demo.generate import generate
-
-    city = tmp_path_factory.mktemp("share-city")
-    generate(city, 200, seed=5)
-    return city / "catalog.json"
 
 
 @pytest.fixture
