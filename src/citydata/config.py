@@ -14,6 +14,7 @@ class Settings:
     language: str = "zh"
     admin_password: str | None = None
     data_dir: Path = field(default_factory=lambda: Path("citydata-data"))
+    open_rate_per_minute: int = 600  # anonymous open-data calls per IP address
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -24,4 +25,5 @@ class Settings:
             language=env.get("CITYDATA_LANGUAGE", "zh"),
             admin_password=env.get("CITYDATA_ADMIN_PASSWORD") or None,
             data_dir=Path(env.get("CITYDATA_DATA_DIR", "citydata-data")),
+            open_rate_per_minute=int(env.get("CITYDATA_OPEN_RATE", cls.open_rate_per_minute)),
         )

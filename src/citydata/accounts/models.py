@@ -14,6 +14,7 @@ ROLES = {
     "steward": "单位数据管理员",
     "consumer": "数据使用方",
     "auditor": "审计员",
+    "public": "公众用户",  # registered on the open data portal: applies for 有条件开放 data
 }
 
 

@@ -22,12 +22,15 @@ STATUS = {
 
 
 class ShareApplication(Base):
-    """A consumer unit's request for some fields of one resource class. Kept for ever."""
+    """A consumer unit's request for some fields of one resource class (channel ``share``), or a
+    registered user's request for a 有条件开放 dataset's data (channel ``open``, no unit).
+    Kept for ever."""
 
     __tablename__ = "share_applications"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    consumer_code: Mapped[str] = mapped_column(ForeignKey("units.code"), index=True)
+    channel: Mapped[str] = mapped_column(String(8), default="share", server_default="share")
+    consumer_code: Mapped[str | None] = mapped_column(ForeignKey("units.code"), index=True)
     class_code: Mapped[str] = mapped_column(ForeignKey("resource_classes.code"), index=True)
     provider_code: Mapped[str] = mapped_column(String(32), index=True)
     fields: Mapped[list] = mapped_column(default=list)  # requested

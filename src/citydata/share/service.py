@@ -47,8 +47,12 @@ def _denied(message: str) -> ShareError:
 # ---------------------------------------------------------------- who may do what
 
 
-def may_apply(user: User, consumer_code: str) -> bool:
-    return user.role == "admin" or (user.unit_code == consumer_code and user.role != "auditor")
+def may_apply(user: User, consumer_code: str | None) -> bool:
+    return user.role == "admin" or (
+        consumer_code is not None
+        and user.unit_code == consumer_code
+        and user.role not in {"auditor", "public"}
+    )
 
 
 def may_decide(user: User, app: ShareApplication) -> bool:
@@ -56,10 +60,11 @@ def may_decide(user: User, app: ShareApplication) -> bool:
 
 
 def may_see(user: User, app: ShareApplication) -> bool:
-    return user.role in {"admin", "auditor"} or user.unit_code in {
-        app.consumer_code,
-        app.provider_code,
-    }
+    return (
+        user.role in {"admin", "auditor"}
+        or app.applicant == user.username
+        or (user.unit_code is not None and user.unit_code in {app.consumer_code, app.provider_code})
+    )
 
 
 # ---------------------------------------------------------------- applications
@@ -162,6 +167,75 @@ def apply(
     _record(session, app, "submit", user.username)
     _route(session, app, rc, today, response_workdays)
     return app
+
+
+OPEN_SYSTEM = "开放数据门户"
+
+
+def apply_open(
+    session: Session,
+    user: User,
+    *,
+    class_code: str,
+    purpose: str,
+    valid_until: date,
+    today: date | None = None,
+    response_workdays: int = RESPONSE_WORKDAYS,
+) -> ShareApplication:
+    """有条件开放: a registered user asks for a conditionally open dataset's data — the same
+    application, decided by the provider's steward, routed by the class's open attribute. Only
+    public fields can ever be asked for: personal data is not open data."""
+    today = today or date.today()
+    rc = get_class(session, class_code)
+    if rc is None or rc.status == "retired" or rc.open_type == "closed":
+        raise ShareError(f"数据集「{class_code}」不存在或不开放", "unknown_class", 404)
+    if not purpose.strip():
+        raise ShareError("必须写明用途", "missing_用途")
+    if valid_until <= today:
+        raise ShareError("有效期必须晚于今天", "valid_until")
+    public = [f.name for f in rc.fields if f.sensitivity == "public"]
+    app = ShareApplication(
+        channel="open",
+        consumer_code=None,
+        class_code=class_code,
+        provider_code=rc.provider_code,
+        fields=public,
+        unmasked=[],
+        purpose=purpose.strip(),
+        legal_basis=rc.open_condition or "开放数据",
+        system_name=OPEN_SYSTEM,
+        valid_until=valid_until,
+        daily_volume=1000,
+        applicant=user.username,
+        status="pending",
+    )
+    session.add(app)
+    session.flush()
+    _record(session, app, "submit", user.username)
+    if rc.open_type == "open":
+        app.granted = list(app.fields)
+        _close(app, "approved", "system", "普遍开放，自动批准")
+        _record(session, app, "auto_approve", "system", app.reason)
+    else:
+        app.due_date, _ = add_workdays(today, response_workdays)
+    return app
+
+
+def released_to(
+    session: Session, user: User | None, class_code: str, today: date | None = None
+) -> bool:
+    """Has ``user`` an approved, unexpired open-data application for ``class_code``?"""
+    if user is None:
+        return False
+    found = session.scalars(
+        select(ShareApplication).where(
+            ShareApplication.channel == "open",
+            ShareApplication.class_code == class_code,
+            ShareApplication.applicant == user.username,
+            ShareApplication.status == "approved",
+        )
+    ).all()
+    return any(current_status(app, today) == "approved" for app in found)
 
 
 def _route(
@@ -273,6 +347,7 @@ def applications(
         query = query.where(
             (ShareApplication.consumer_code == user.unit_code)
             | (ShareApplication.provider_code == user.unit_code)
+            | (ShareApplication.applicant == user.username)
         )
     if class_code:
         query = query.where(ShareApplication.class_code == class_code)
@@ -349,6 +424,8 @@ def issue_credential(
         raise _denied("只有申请单位或管理员可以为调用系统开通凭证")
     if current_status(app) != "approved":
         raise ShareError("只有有效的已批准申请可以开通凭证", "not_approved", 409)
+    if app.channel != "share":
+        raise ShareError("开放数据申请不开通共享接口凭证", "open_channel", 409)
     key_id = secrets.token_hex(6)
     secret = _new_secret(key_id)
     credential = ShareCredential(

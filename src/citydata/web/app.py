@@ -21,6 +21,10 @@ from citydata.db.engine import Store
 from citydata.ingest import api as ingest_api
 from citydata.ingest import pages as ingest_pages
 from citydata.ingest.service import aggregated_classes
+from citydata.opendata import api as open_api
+from citydata.opendata import dcat as open_dcat
+from citydata.opendata import pages as open_pages
+from citydata.opendata.service import Catalogue
 from citydata.share import api as share_api
 from citydata.share import pages as share_pages
 from citydata.share.audit import AuditLog
@@ -50,6 +54,8 @@ def create_app(store: Store | None = None, settings: Settings | None = None) -> 
     app.state.settings = settings
     app.state.audit = AuditLog(store)
     app.state.limiter = Limiter()
+    app.state.catalogue = Catalogue(store)
+    app.state.open_limiter = open_api.IpLimiter(settings.open_rate_per_minute)
     app.add_middleware(SessionMiddleware, secret_key=secret, same_site="lax", https_only=False)
     app.mount(
         "/static", StaticFiles(directory=str(Path(__file__).parent / "static")), name="static"
@@ -63,6 +69,9 @@ def create_app(store: Store | None = None, settings: Settings | None = None) -> 
     app.include_router(share_api.share_router)
     app.include_router(share_api.router)
     app.include_router(share_pages.router)
+    app.include_router(open_api.router)
+    app.include_router(open_dcat.router)
+    app.include_router(open_pages.router)
 
     @app.exception_handler(LoginRequired)
     def to_login(_request: Request, _exc: LoginRequired):  # noqa: ANN202
