@@ -76,3 +76,51 @@ def test_init_refuses_a_short_admin_password_with_a_message(tmp_path, monkeypatc
     assert "CITYDATA_ADMIN_PASSWORD" in result.output and "至少 8 位" in result.output
     assert "Traceback" not in result.output
     cli_common.store.cache_clear()
+
+
+def test_upgrading_a_database_with_sharing_data_keeps_it(tmp_path):
+    """0004 rebuilds share_applications (SQLite batch mode) while decisions reference it: the
+    rows must survive, with foreign keys checked again afterwards."""
+    from alembic import command
+    from sqlalchemy import create_engine
+
+    from citydata.catalog.service import import_catalog
+    from citydata.db.engine import Store
+    from citydata.db.migrate import alembic_config, upgrade
+    from conftest import SAMPLE
+
+    url = f"sqlite:///{tmp_path}/old.db"
+    engine = create_engine(url)
+    command.upgrade(alembic_config(engine), "0003")
+    store = Store(url)
+    with store.session() as session:
+        import_catalog(session, SAMPLE)
+    with store.engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO share_applications (id, consumer_code, class_code, provider_code, "
+                "fields, unmasked, granted, granted_unmasked, purpose, legal_basis, system_name, "
+                "daily_volume, valid_until, status, reason, applicant, created_at) VALUES "
+                "(1, 'csscjg', '101001/00001', 'csga', '[]', '[]', '[]', '[]', 'p', 'l', 's', "
+                "10, '2030-01-01', 'pending', '', 'admin', '2026-01-01 00:00:00')"
+            )
+        )
+        conn.execute(
+            text(
+                "INSERT INTO share_decisions (application_id, action, by, at, reason, fields) "
+                "VALUES (1, 'submit', 'admin', '2026-01-01 00:00:00', '', '[]')"
+            )
+        )
+    store.engine.dispose()
+    before, after = upgrade(engine)
+    assert (before, after) == ("0003", head_revision(engine))
+    with engine.connect() as conn:
+        assert conn.execute(
+            text("select channel, consumer_code from share_applications")
+        ).all() == [("share", "csscjg")]
+        assert conn.execute(text("select count(*) from share_decisions")).scalar() == 1
+        assert conn.execute(text("pragma foreign_key_check")).all() == []
+    fresh = Store(url)
+    with fresh.engine.connect() as conn:
+        assert conn.execute(text("pragma foreign_keys")).scalar() == 1
+    fresh.engine.dispose()

@@ -391,6 +391,7 @@ def _too_many(request: Request, name: str, wait: int) -> Response:
 
 
 @router.get("/api/3/action/{name}")
+@router.get("/api/action/{name}", include_in_schema=False)  # CKAN answers both; ckanapi uses this
 async def action_get(name: str, request: Request) -> Response:
     if (wait := limited(request)) is not None:
         return _too_many(request, name, wait)
@@ -405,6 +406,7 @@ def _as_list(value: Any) -> list:
 
 
 @router.post("/api/3/action/{name}")
+@router.post("/api/action/{name}", include_in_schema=False)
 async def action_post(name: str, request: Request) -> Response:
     if (wait := limited(request)) is not None:
         return _too_many(request, name, wait)
