@@ -231,3 +231,13 @@ def test_catalog_imports_cleanly_and_demo_load_reports_it(city, env):
     listed = CliRunner().invoke(app, ["share", "list", "--user", "demo-share", "--json"])
     statuses = [a["status"] for a in json.loads(listed.output)]
     assert sorted(set(statuses)) == ["approved", "pending", "refused", "rejected"]
+    # The open classes are on the portal: the catalog's, and the theme databases' (up to 3).
+    catalog = json.loads((directory / "catalog.json").read_text())
+    opened = re.search(
+        r"开放：(\d+) 个普遍开放、(\d+) 个有条件开放数据集（共 (\d+) 行）", result.output
+    )
+    assert opened, result.output
+    for group, kind in ((1, "open"), (2, "conditional")):
+        listed = sum(1 for c in catalog["classes"] if c["open_type"] == kind)
+        assert listed <= int(opened.group(group)) <= listed + 3
+    assert int(opened.group(3)) > 0

@@ -57,6 +57,7 @@ def load(directory: Path, resolve_bases: bool = True) -> dict:
     from citydata.catalog.service import import_catalog
     from citydata.demo.sharing import replay
     from citydata.ingest.service import ingest
+    from citydata.opendata.service import Catalogue
 
     manifest = json.loads((directory / "manifest.json").read_text(encoding="utf-8"))
     with store().session() as session:
@@ -89,6 +90,11 @@ def load(directory: Path, resolve_bases: bool = True) -> dict:
         task = bar.add_task("共享调用", total=None)
         sharing = replay(store()) if resolve_bases else {}
         bar.update(task, total=1, completed=1)
+    datasets = Catalogue(store()).datasets().values()  # also builds the portal's search index
+    open_data = {
+        kind: sum(1 for d in datasets if d.open_type == kind) for kind in ("open", "conditional")
+    }
+    open_data["rows"] = sum(d.rows for d in datasets)
     return {
         "catalog_classes": result.classes,
         "units": result.units,
@@ -99,6 +105,7 @@ def load(directory: Path, resolve_bases: bool = True) -> dict:
         "resolved": resolved,
         "themes": themes,
         "sharing": sharing,
+        "open_data": open_data,
     }
 
 
@@ -131,6 +138,11 @@ def load_cmd(
             f"（{'、'.join(f'{k}: {v}' for k, v in sorted(sh['outcomes'].items()))}）",
             highlight=False,
         )
+    od = summary["open_data"]
+    out.print(
+        f"开放：{od['open']} 个普遍开放、{od['conditional']} 个有条件开放数据集（共 {od['rows']} 行）",
+        highlight=False,
+    )
 
 
 @demo_app.command("run")
@@ -150,7 +162,8 @@ def run_cmd(
     init()
     load_cmd(directory, True)
     out.print(
-        f"演示城市已就绪：http://{host}:{port}/  （数据库 {Settings.from_env().database_url}）",
+        f"演示城市已就绪：http://{host}:{port}/  开放数据门户 http://{host}:{port}/open"
+        f"  （数据库 {Settings.from_env().database_url}）",
         highlight=False,
     )
     serve(host, port)
