@@ -17,39 +17,18 @@ def ckan_time(value: datetime | None) -> str | None:
     return value.replace(tzinfo=None).isoformat(timespec="microseconds") if value else None
 
 
-def organization_dict(code: str, name: str, short: str, count: int | None = None) -> dict:
-    found = {
-        "id": code,
-        "name": code,
-        "title": name,
-        "display_name": name,
-        "description": short,
-        "image_url": "",
-        "image_display_url": "",
-        "type": "organization",
-        "is_organization": True,
-        "approval_status": "approved",
-        "state": "active",
-        "created": None,
-    }
-    if count is not None:
-        found["package_count"] = count
-    return found
-
-
-def group_dict(name: str, count: int | None = None, lang: str = "zh") -> dict:
-    topic = TOPIC_BY_NAME[name]
-    title = topic.title if lang == "zh" else topic.title_en
+def _group(kind: str, name: str, title: str, description: str, count: int | None) -> dict:
+    """CKAN's shape for both organizations (our units) and groups (our topics)."""
     found = {
         "id": name,
         "name": name,
         "title": title,
         "display_name": title,
-        "description": f"{topic.title} / {topic.title_en}",
+        "description": description,
         "image_url": "",
         "image_display_url": "",
-        "type": "group",
-        "is_organization": False,
+        "type": kind,
+        "is_organization": kind == "organization",
         "approval_status": "approved",
         "state": "active",
         "created": None,
@@ -57,6 +36,16 @@ def group_dict(name: str, count: int | None = None, lang: str = "zh") -> dict:
     if count is not None:
         found["package_count"] = count
     return found
+
+
+def organization_dict(code: str, name: str, short: str, count: int | None = None) -> dict:
+    return _group("organization", code, name, short, count)
+
+
+def group_dict(name: str, count: int | None = None, lang: str = "zh") -> dict:
+    topic = TOPIC_BY_NAME[name]
+    title = topic.title if lang == "zh" else topic.title_en
+    return _group("group", name, title, f"{topic.title} / {topic.title_en}", count)
 
 
 def tag_dict(name: str) -> dict:

@@ -12,7 +12,7 @@ from datetime import date
 import orjson
 import polars as pl
 import xlsxwriter
-from sqlalchemy import update
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -48,8 +48,6 @@ def count(session: Session, code: str, fmt: str, day: date) -> None:
 
 
 def totals(session: Session, code: str) -> dict[str, int]:
-    from sqlalchemy import func, select
-
     rows = session.execute(
         select(OpenDownload.format, func.sum(OpenDownload.count))
         .where(OpenDownload.dataset == code)

@@ -15,6 +15,7 @@ from citydata.catalog import vocab
 from citydata.opendata import downloads, service
 from citydata.opendata.api import api_user, base_url, catalogue, may_read
 from citydata.opendata.service import TOPIC_BY_NAME, TOPICS, OpenDataError
+from citydata.share.models import STATUS
 from citydata.share.service import ShareError, applications, apply_open
 from citydata.web.auth import check_csrf, signed_in
 from citydata.web.render import render
@@ -184,6 +185,7 @@ def dataset(slug: str, request: Request, page: int = 1):  # noqa: ANN201
         base=base_url(request),
         topics=[TOPIC_BY_NAME[t] for t in ds.topics],
         mine=mine,
+        statuses=STATUS,
     )
 
 
