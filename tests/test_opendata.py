@@ -490,3 +490,11 @@ def test_portal_in_a_browser_search_facet_open_download(portal, live_server, tmp
     content = saved.read_bytes()
     assert content.startswith(b"\xef\xbb\xbfcredit_code,")
     assert content.count(b"\n") == len(_staged(portal, LEGAL, "credit_code")) + 1
+
+
+def test_portal_speaks_chinese_by_default_and_english_as_a_setting(api):
+    chinese = api.get("/open")
+    assert "<h1>公共数据开放</h1>" in chinese.text and "元数据质量" in chinese.text
+    api.cookies.set("lang", "en")
+    english = api.get("/open")
+    assert "<h1>Open data portal</h1>" in english.text and "Metadata quality" in english.text
