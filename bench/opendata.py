@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import random
 import subprocess
 import sys
@@ -29,7 +28,7 @@ import urllib.parse
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from share import _port, _wait, datasette, measure  # noqa: E402  (the load generator)
+from share import _port, _wait, datasette, measure, serve_citydata  # noqa: E402  (the load generator)
 
 LEGAL = "101002/00001"
 
@@ -96,27 +95,8 @@ def main() -> None:
         words, codes = build(url, args.people, work)
         print(f"built in {time.perf_counter() - started:.1f} s", flush=True)
         ours_port, theirs_port = _port(), _port()
-        env = {
-            **os.environ,
-            "CITYDATA_DATABASE_URL": url,
-            "CITYDATA_SECRET_KEY": "bench",
-            "CITYDATA_OPEN_RATE": str(10**9),  # the per-IP limit would stop a load test
-        }
-        ours = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                "--factory",
-                "citydata.web.app:create_app",
-                "--port",
-                str(ours_port),
-                "--no-access-log",
-                "--log-level",
-                "warning",
-            ],
-            env=env,
-        )
+        # The per-IP limit would stop a load test.
+        ours = serve_citydata(ours_port, url, CITYDATA_OPEN_RATE=str(10**9))
         theirs = subprocess.Popen(
             [str(datasette()), "serve", str(db), "--port", str(theirs_port)],
             stdout=subprocess.DEVNULL,

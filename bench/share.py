@@ -177,6 +177,30 @@ def build(url: str, people: int, work: Path) -> tuple[str, list[tuple[int, str]]
     return secret, sample
 
 
+def serve_citydata(port: int, url: str, **env: str) -> subprocess.Popen:
+    """citydata under uvicorn on 127.0.0.1:``port``, on the database at ``url``."""
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "--factory",
+            "citydata.web.app:create_app",
+            "--port",
+            str(port),
+            "--no-access-log",
+            "--log-level",
+            "warning",
+        ],
+        env={
+            **os.environ,
+            "CITYDATA_DATABASE_URL": url,
+            "CITYDATA_SECRET_KEY": "bench",
+            **env,
+        },
+    )
+
+
 def datasette() -> Path:
     exe = DATASETTE_VENV / "bin" / "datasette"
     if not exe.exists():
@@ -263,22 +287,7 @@ def main() -> None:
             )
 
             ours_port, theirs_port = _port(), _port()
-            env = {**os.environ, "CITYDATA_DATABASE_URL": url, "CITYDATA_SECRET_KEY": "bench"}
-            ours = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "uvicorn",
-                    "--factory",
-                    "citydata.web.app:create_app",
-                    "--port",
-                    str(ours_port),
-                    "--no-access-log",
-                    "--log-level",
-                    "warning",
-                ],
-                env=env,
-            )
+            ours = serve_citydata(ours_port, url)
             theirs = subprocess.Popen(
                 [
                     str(datasette()),

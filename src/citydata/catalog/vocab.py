@@ -36,6 +36,15 @@ CYCLE_DAYS = {
     "yearly": 366,
     "irregular": None,
 }
+
+
+def on_time(update_cycle: str, days_since: int | None) -> bool:
+    """Did data arrive within the class's update cycle? (No earlier data or no fixed cycle:
+    nothing to be late for.)"""
+    cycle = CYCLE_DAYS.get(update_cycle)
+    return days_since is None or cycle is None or days_since <= cycle
+
+
 FORMAT_CLASS = {
     "database": "数据库",
     "spreadsheet": "电子表格",

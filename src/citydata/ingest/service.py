@@ -158,9 +158,8 @@ def _quality(
     n = tally.rows
     completeness = {c: round(tally.filled[c] / n, 4) if n else 0.0 for c in tally.names}
     uniqueness = round(keys.distinct() / keys.keyed_rows, 4) if keys.keyed_rows else 1.0
-    cycle = vocab.CYCLE_DAYS.get(rc.update_cycle)
     since = (now - previous).days if previous else None
-    timely = since is None or cycle is None or since <= cycle
+    timely = vocab.on_time(rc.update_cycle, since)
     validity = round((n - tally.rejected_rows) / n, 4) if n else 1.0
     mean_complete = sum(completeness.values()) / len(completeness) if completeness else 1.0
     return {

@@ -369,7 +369,12 @@ def datastore_search_sql(request: Request, session: Session, params: dict) -> di
     user = api_user(request, session)
     readable = {slug: ds for slug, ds in datasets.items() if may_read(session, user, ds)}
     found = sql.run(session, readable, str(params.get("sql") or ""))
-    return {"sql": found.sql, "fields": found.fields, "records": found.records}
+    return {
+        "sql": found.sql,
+        "fields": found.fields,
+        "records": found.records,
+        "records_truncated": found.records_truncated,
+    }
 
 
 def _call(request: Request, name: str, params: dict) -> Response:

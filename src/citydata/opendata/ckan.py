@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from citydata.catalog import vocab
-from citydata.opendata.service import FORMATS, LICENSE, TOPIC_BY_NAME, Dataset
+from citydata.opendata.service import FORMATS, LICENSE, TOPIC_BY_NAME, Dataset, resource_id
 
 CKAN_VERSION = "2.11.0"  # the API version whose actions and limits we follow
 
@@ -64,7 +64,7 @@ def resource_url(base: str, ds: Dataset, fmt: str) -> str:
 
 def resource_dict(base: str, ds: Dataset, fmt: str) -> dict:
     return {
-        "id": f"{ds.slug}-{fmt}",
+        "id": resource_id(ds, fmt),
         "package_id": ds.slug,
         "name": f"{ds.title}（{fmt.upper()}）",
         "description": f"{ds.title}的全部数据，{fmt.upper()} 格式"

@@ -25,25 +25,17 @@ XLSX_MAX_ROWS = 1_048_575  # a worksheet's rows, less the header
 
 def count(session: Session, code: str, fmt: str, day: date) -> None:
     """One more download of ``code`` as ``fmt`` today (race-safe: update, else insert)."""
-    found = session.execute(
+    bump = (
         update(OpenDownload)
         .where(OpenDownload.dataset == code, OpenDownload.format == fmt, OpenDownload.day == day)
         .values(count=OpenDownload.count + 1)
-    ).rowcount
-    if not found:
+    )
+    if not session.execute(bump).rowcount:
         try:
             with session.begin_nested():
                 session.add(OpenDownload(dataset=code, format=fmt, day=day, count=1))
         except IntegrityError:  # another request inserted today's row first
-            session.execute(
-                update(OpenDownload)
-                .where(
-                    OpenDownload.dataset == code,
-                    OpenDownload.format == fmt,
-                    OpenDownload.day == day,
-                )
-                .values(count=OpenDownload.count + 1)
-            )
+            session.execute(bump)
     session.commit()
 
 

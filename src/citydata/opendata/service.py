@@ -15,9 +15,9 @@ import base64
 import threading
 import tomllib
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -133,7 +133,6 @@ class Dataset:
     open_type: str
     open_condition: str
     update_cycle: str
-    format_class: str
     publish_date: date | None
     created: datetime
     modified: datetime
@@ -146,14 +145,12 @@ class Dataset:
     last_batch: datetime | None
     source_kind: str  # department | theme | base
     table: str
+    stored: bool  # the table exists (a department's first batch creates it)
     quality: dict[str, Any] = field(default_factory=dict)
 
     @property
     def downloadable(self) -> bool:
         return self.open_type == "open"
-
-    def resource_ids(self) -> list[str]:
-        return [f"{self.slug}-{fmt}" for fmt in FORMATS]
 
     @property
     def formats(self) -> list[str]:
@@ -164,17 +161,29 @@ def slug_of(code: str) -> str:
     return code.replace("/", "-")
 
 
+def resource_id(ds: Dataset, fmt: str) -> str:
+    """Each dataset has one resource per format: ``101002-00001-csv``."""
+    return f"{ds.slug}-{fmt}"
+
+
+def find_resource(datasets: Mapping[str, Dataset], rid: str) -> tuple[Dataset, str] | None:
+    """The dataset and format a resource id names; a bare dataset id stands for its CSV."""
+    slug, _, fmt = rid.rpartition("-")
+    if fmt in FORMATS and slug in datasets:
+        return datasets[slug], fmt
+    if rid in datasets:
+        return datasets[rid], "csv"
+    return None
+
+
 def _quality(ds: Dataset, today: date) -> dict[str, Any]:
     """A metadata quality score in the manner of data.gouv.fr's: each check passed adds its
     weight; the failed ones tell the department what to improve."""
     documented = sum(1 for f in ds.fields if f.description.strip())
-    cycle_days = vocab.CYCLE_DAYS.get(ds.update_cycle)
     if ds.last_batch is None:
         fresh = ds.source_kind != "department"  # themes and bases are refreshed, not sent
-    elif cycle_days is None:
-        fresh = True
     else:
-        fresh = (today - ds.last_batch.date()).days <= cycle_days
+        fresh = vocab.on_time(ds.update_cycle, (today - ds.last_batch.date()).days)
     checks = [
         ("description", 2, len(ds.notes.strip()) >= 20 and ds.notes.strip() != ds.title, "摘要"),
         ("fields_documented", 2, bool(ds.fields) and documented == len(ds.fields), "信息项说明"),
@@ -244,7 +253,11 @@ def build_datasets(session: Session, today: date | None = None) -> dict[str, Dat
             for f in rc.fields
             if f.sensitivity == "public"
         ]
-        rows = counts.get(rc.code, 0) if res.kind == "department" else _table_rows(session, res)
+        if res.kind == "department":
+            stored, rows = rc.code in counts, counts.get(rc.code, 0)
+        else:
+            rows = _table_rows(session, res)
+            stored, rows = rows is not None, rows or 0
         described = f"{rc.name} {rc.provider.name} {rc.provider.short_name}"
         ds = Dataset(
             code=rc.code,
@@ -260,7 +273,6 @@ def build_datasets(session: Session, today: date | None = None) -> dict[str, Dat
             open_type=rc.open_type,
             open_condition=rc.open_condition,
             update_cycle=rc.update_cycle,
-            format_class=rc.format_class,
             publish_date=rc.publish_date,
             created=as_utc(rc.created_at),
             modified=max(as_utc(rc.updated_at), last.get(rc.code) or as_utc(rc.updated_at)),
@@ -273,17 +285,19 @@ def build_datasets(session: Session, today: date | None = None) -> dict[str, Dat
             last_batch=last.get(rc.code),
             source_kind=res.kind,
             table=res.table,
+            stored=stored,
         )
         ds.quality = _quality(ds, today)
         datasets[ds.slug] = ds
     return datasets
 
 
-def _table_rows(session: Session, res) -> int:  # noqa: ANN001
-    """Theme and base tables are refreshed whole and small next to staging: counted directly."""
+def _table_rows(session: Session, res) -> int | None:  # noqa: ANN001
+    """Theme and base tables are refreshed whole and small next to staging: counted directly.
+    None when the table has not been made yet."""
     conn = session.connection()
     if not conn.dialect.has_table(conn, res.table):
-        return 0
+        return None
     return session.scalar(select(func.count()).select_from(table(res.table))) or 0
 
 
@@ -316,14 +330,11 @@ class Catalogue:
             raise not_found(f"数据集「{id_or_name}」")
         return ds
 
-    def by_resource(self, session: Session, resource_id: str) -> tuple[Dataset, str]:
-        datasets = self.datasets(session)
-        slug, _, fmt = resource_id.rpartition("-")
-        if fmt in FORMATS and slug in datasets:
-            return datasets[slug], fmt
-        if resource_id in datasets:
-            return datasets[resource_id], "csv"
-        raise not_found(f"资源「{resource_id}」")
+    def by_resource(self, session: Session, rid: str) -> tuple[Dataset, str]:
+        found = find_resource(self.datasets(session), rid)
+        if found is None:
+            raise not_found(f"资源「{rid}」")
+        return found
 
 
 # ---------------------------------------------------------------- full-text search
@@ -617,8 +628,7 @@ def datastore_search(
         raise OpenDataError("filters 必须是对象")
     src = Source(ds)
     source = src.table()
-    conn = session.connection()
-    if not conn.dialect.has_table(conn, ds.table):
+    if not ds.stored:
         described = datastore_fields(ds)
         return Page(described, [], 0 if include_total else None, False, None, limit, offset)
     all_names = [f.name for f in ds.fields]
@@ -682,8 +692,7 @@ def iter_rows(session: Session, ds: Dataset, chunk: int = 50_000) -> Iterator[li
     """Every row of the dataset in chunks, by keyset (or by offset for small theme tables)."""
     src = Source(ds)
     source = src.table()
-    conn = session.connection()
-    if not conn.dialect.has_table(conn, ds.table):
+    if not ds.stored:
         return
     names = [f.name for f in ds.fields]
     order = src.order(source)
@@ -714,7 +723,3 @@ def history(session: Session, ds: Dataset, limit: int = 20) -> list[Batch]:
             .limit(limit)
         )
     )
-
-
-def now_utc() -> datetime:
-    return datetime.now(UTC)

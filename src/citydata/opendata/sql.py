@@ -21,7 +21,13 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 from sqlglot import exp
 
-from citydata.opendata.service import DATASTORE_MAX, FORMATS, Dataset, OpenDataError, Source
+from citydata.opendata.service import (
+    DATASTORE_MAX,
+    Dataset,
+    OpenDataError,
+    Source,
+    find_resource,
+)
 
 TIME_LIMIT_SECONDS = 5.0
 SAFE_UNKNOWN_FUNCTIONS: frozenset[str] = frozenset()  # none needed so far
@@ -37,13 +43,6 @@ class SqlResult:
 
 def _refuse(message: str) -> OpenDataError:
     return OpenDataError(message, "Validation Error", 409)
-
-
-def _dataset_for(name: str, datasets: Mapping[str, Dataset]) -> Dataset | None:
-    if name in datasets:
-        return datasets[name]
-    slug, _, fmt = name.rpartition("-")
-    return datasets.get(slug) if fmt in FORMATS else None
 
 
 def _exposed(ds: Dataset, dialect: str) -> str:
@@ -91,9 +90,10 @@ def rewrite(
             raise _refuse(f"不能读取表 {ref.sql()}：只能查询已开放的数据集")
         if name in ctes:
             continue
-        ds = _dataset_for(name, datasets)
-        if ds is None:
+        found = find_resource(datasets, name)
+        if found is None:
             raise _refuse(f"不能读取表「{name}」：只能查询已开放的数据集（资源 ID）")
+        ds = found[0]
         used.append(ds)
         inner = sqlglot.parse_one(_exposed(ds, dialect), read=target)
         alias = ref.alias or name
@@ -112,7 +112,7 @@ def run(
     dialect = conn.dialect.name
     sql, used = rewrite(statement, datasets, dialect)
     for ds in used:  # a published class with no batch yet has no table
-        if not conn.dialect.has_table(conn, ds.table):
+        if not ds.stored:
             raise _refuse(f"「{ds.title}」尚无数据")
     raw = conn.connection.driver_connection
     try:

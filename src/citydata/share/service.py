@@ -165,7 +165,7 @@ def apply(
     session.add(app)
     session.flush()
     _record(session, app, "submit", user.username)
-    _route(session, app, rc, today, response_workdays)
+    _route(session, app, rc.share_type, rc.share_condition, today, response_workdays)
     return app
 
 
@@ -212,12 +212,7 @@ def apply_open(
     session.add(app)
     session.flush()
     _record(session, app, "submit", user.username)
-    if rc.open_type == "open":
-        app.granted = list(app.fields)
-        _close(app, "approved", "system", "普遍开放，自动批准")
-        _record(session, app, "auto_approve", "system", app.reason)
-    else:
-        app.due_date, _ = add_workdays(today, response_workdays)
+    _route(session, app, rc.open_type, rc.open_condition, today, response_workdays)
     return app
 
 
@@ -238,16 +233,28 @@ def released_to(
     return any(current_status(app, today) == "approved" for app in found)
 
 
+# What an attribute of the class means for an application: approved at once, or refused.
+# Anything else (有条件共享 / 有条件开放) waits for the provider's answer.
+_AT_ONCE = {"unconditional": "无条件共享", "open": "普遍开放"}
+_REFUSED = {"none": "不予共享", "closed": "不予开放"}
+
+
 def _route(
-    session: Session, app: ShareApplication, rc: ResourceClass, today: date, workdays: int
+    session: Session,
+    app: ShareApplication,
+    attribute: str,
+    condition: str,
+    today: date,
+    workdays: int,
 ) -> None:
-    """What the class's sharing attribute says happens next."""
-    if rc.share_type == "unconditional":
+    """What the class's sharing attribute (or, for open data, its open attribute) says happens
+    next."""
+    if attribute in _AT_ONCE:
         app.granted, app.granted_unmasked = list(app.fields), list(app.unmasked)
-        _close(app, "approved", "system", "无条件共享，自动批准")
+        _close(app, "approved", "system", f"{_AT_ONCE[attribute]}，自动批准")
         _record(session, app, "auto_approve", "system", app.reason)
-    elif rc.share_type == "none":
-        _close(app, "refused", "system", f"不予共享：{rc.share_condition}")
+    elif attribute in _REFUSED:
+        _close(app, "refused", "system", f"{_REFUSED[attribute]}：{condition}")
         _record(session, app, "refuse", "system", app.reason)
     else:
         app.status = "pending"
