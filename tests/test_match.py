@@ -131,3 +131,26 @@ def test_match_cli_refuses_bad_settings_before_work(tmp_path):
     assert result.exit_code == 1
     assert "第 4 行" in result.output and "「phone」" in result.output
     assert not (tmp_path / "o.csv").exists()
+
+
+def test_candidate_pairs_reach_records_whose_names_and_keys_are_all_mistyped():
+    """Given and family name in two columns, a date and a postcode (FEBRL's shape): a record
+    whose both names and identifier are mistyped is still paired through its date and postcode;
+    one name alone never pairs records (it would pair millions in a city)."""
+    from citydata.match.model import block_columns
+    from citydata.match.prepare import pinyin_column
+
+    settings = parse_settings(
+        'record_id = "id"\n[columns]\ngiven = "person_name"\nfamily = "person_name"\n'
+        'born = "date"\nssn = "identifier"\npostcode = "postcode"\n'
+    )
+    groups = block_columns(settings)
+    given, family = pinyin_column("given"), pinyin_column("family")
+    assert ("ssn",) in groups
+    assert (given, family) in groups
+    assert ("born", "postcode") in groups
+    assert (given, "born") in groups and (family, "postcode") in groups
+    assert all(len(g) > 1 or g == ("ssn",) for g in groups)
+
+    one_name = parse_settings('record_id = "id"\n[columns]\nname = "person_name"\nborn = "date"\n')
+    assert block_columns(one_name) == [(pinyin_column("name"), "born")]

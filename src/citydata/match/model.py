@@ -45,17 +45,22 @@ def _comparison(column: str, kind: str) -> CustomComparison:
 
 
 def block_columns(settings: MatchSettings) -> list[tuple[str, ...]]:
-    """Candidate pairs share one of these column groups: an identifier, a phone, or a name's
-    sound together with a date (a name or a date alone would pair millions of records in a
-    city). Without those kinds, the first compared column."""
+    """Candidate pairs share one of these column groups: an identifier, a phone, the sounds of
+    a whole name split over several columns, a name's sound together with a date or a
+    postcode, or a date with a postcode (a name or a date alone would pair millions of records in a city). Without those
+    kinds, the first compared column."""
     kinds = settings.columns.items()
     names = [pinyin_column(c) for c, k in kinds if k == "person_name"]
     dates = [c for c, k in kinds if k == "date"]
+    places = [c for c, k in kinds if k == "postcode"]
     groups: list[tuple[str, ...]] = [(c,) for c, k in kinds if k in {"identifier", "phone"}]
+    if len(names) > 1:
+        groups.append(tuple(names))  # a whole name (given + family) is rare enough alone
     if names and dates:
         groups += [(n, d) for n in names for d in dates]
     else:
         groups += [(c,) for c in names or dates]
+    groups += [(n, p) for n in names for p in places] + [(d, p) for d in dates for p in places]
     return groups or [(next(iter(settings.columns)),)]
 
 
