@@ -8,6 +8,7 @@ chain's head row, so several server processes still build one chain."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import queue
 import threading
@@ -17,7 +18,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import orjson
-from sqlalchemy import case, delete, func, insert, select, update
+from sqlalchemy import bindparam, case, delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from citydata.db.base import as_utc
@@ -77,19 +78,26 @@ def ensure_head(session: Session) -> AuditHead:
     return head
 
 
+# The statements of an append, built once: the writer runs them for every group of calls.
+_LOCK_HEAD = update(AuditHead).where(AuditHead.id == HEAD_ID).values(last_id=AuditHead.last_id)
+_READ_HEAD = select(AuditHead.last_id, AuditHead.last_hash).where(AuditHead.id == HEAD_ID)
+_MOVE_HEAD = (
+    update(AuditHead)
+    .where(AuditHead.id == HEAD_ID)
+    .values(last_id=bindparam("new_id"), last_hash=bindparam("new_hash"))
+)
+_INSERT_ENTRIES = insert(AuditEntry)
+_INSERT_SUBJECTS = insert(AuditSubject)
+
+
 def append(session: Session, entries: list[dict[str, Any]]) -> list[int]:
     """Chain and insert ``entries`` in the session's transaction; returns their ids."""
     conn = session.connection()
     # Take the head's row lock before reading it (on SQLite: the write lock), so no other
     # writer can chain onto the same entry.
-    locked = conn.execute(
-        update(AuditHead).where(AuditHead.id == HEAD_ID).values(last_id=AuditHead.last_id)
-    ).rowcount
-    if not locked:
+    if not conn.execute(_LOCK_HEAD).rowcount:
         ensure_head(session)
-    last_id, last_hash = conn.execute(
-        select(AuditHead.last_id, AuditHead.last_hash).where(AuditHead.id == HEAD_ID)
-    ).one()
+    last_id, last_hash = conn.execute(_READ_HEAD).one()
     rows, subjects = [], []
     for entry in entries:
         last_id += 1
@@ -97,19 +105,16 @@ def append(session: Session, entries: list[dict[str, Any]]) -> list[int]:
         row["entry_hash"] = last_hash = entry_hash(row["prev_hash"], row)
         rows.append(row)
         subjects += [{"audit_id": last_id, "master_id": m} for m in set(entry["subjects"])]
-    conn.execute(insert(AuditEntry), rows)
+    conn.execute(_INSERT_ENTRIES, rows)
     if subjects:
-        conn.execute(insert(AuditSubject), subjects)
-    conn.execute(
-        update(AuditHead)
-        .where(AuditHead.id == HEAD_ID)
-        .values(last_id=last_id, last_hash=last_hash)
-    )
+        conn.execute(_INSERT_SUBJECTS, subjects)
+    conn.execute(_MOVE_HEAD, {"new_id": last_id, "new_hash": last_hash})
     return [r["id"] for r in rows]
 
 
 class AuditLog:
-    """The per-process writer. ``write`` returns once the entry is committed, or raises."""
+    """The per-process writer. ``write`` returns once the entry is committed, or raises; the
+    caller awaits it without holding a thread."""
 
     def __init__(self, store: Store):
         self.store = store
@@ -117,12 +122,12 @@ class AuditLog:
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
 
-    def write(self, entry: dict[str, Any]) -> int:
+    async def write(self, entry: dict[str, Any]) -> int:
         done: Future = Future()
         self._queue.put((entry, done))
         self._start()
         try:
-            return done.result(timeout=WAIT_SECONDS)
+            return await asyncio.wait_for(asyncio.wrap_future(done), WAIT_SECONDS)
         except Exception as exc:
             raise AuditError(f"审计记录写入失败：{exc}") from exc
 

@@ -20,6 +20,7 @@ import polars as pl
 from sqlalchemy import (
     Select,
     and_,
+    bindparam,
     column,
     func,
     literal,
@@ -80,6 +81,35 @@ class Caller:
     rate_per_minute: int
 
 
+# Built once, and plain columns rather than ORM objects: this runs on every call, and building
+# the statement and loading three entities cost more than the lookup itself. Its row answers
+# the attributes secret_matches, ip_allowed and current_status read.
+_CREDENTIAL = (
+    select(
+        ShareCredential.key_id,
+        ShareCredential.secret_hash,
+        ShareCredential.previous_hash,
+        ShareCredential.previous_until,
+        ShareCredential.revoked_at,
+        ShareCredential.ip_allow,
+        ShareCredential.rate_per_minute,
+        ShareApplication.id,
+        ShareApplication.status,
+        ShareApplication.valid_until,
+        ShareApplication.consumer_code,
+        ShareApplication.system_name,
+        ShareApplication.class_code,
+        ShareApplication.granted,
+        ShareApplication.granted_unmasked,
+        ShareApplication.daily_volume,
+        ResourceClass.version,
+    )
+    .join(ShareApplication, ShareApplication.id == ShareCredential.application_id)
+    .join(ResourceClass, ResourceClass.code == ShareApplication.class_code)
+    .where(ShareCredential.key_id == bindparam("key_id"))
+)
+
+
 def authenticate(
     session: Session, authorization: str, client_ip: str, now: datetime | None = None
 ) -> Caller:
@@ -91,35 +121,29 @@ def authenticate(
     parts = presented.split("_", 2)
     if scheme.lower() != "bearer" or len(parts) != 3 or parts[0] != CREDENTIAL_PREFIX:
         raise _unauthorised("缺少或无法识别的共享凭证（Authorization: Bearer cds_…）")
-    found = session.execute(
-        select(ShareCredential, ShareApplication, ResourceClass.version)
-        .join(ShareApplication, ShareApplication.id == ShareCredential.application_id)
-        .join(ResourceClass, ResourceClass.code == ShareApplication.class_code)
-        .where(ShareCredential.key_id == parts[1])
-    ).first()
-    if found is None or not secret_matches(found[0], presented, now):
+    found = session.connection().execute(_CREDENTIAL, {"key_id": parts[1]}).first()
+    if found is None or not secret_matches(found, presented, now):
         raise _unauthorised("共享凭证无效")
-    credential, app, version = found
-    if credential.revoked_at is not None:
+    if found.revoked_at is not None:
         raise _unauthorised("共享凭证已吊销")
-    if not ip_allowed(credential, client_ip):
+    if not ip_allowed(found, client_ip):
         raise ShareError(f"凭证不允许从 {client_ip} 调用", "ip_not_allowed", 403)
-    status = current_status(app, now.date())
+    status = current_status(found, now.date())
     if status != "approved":
         raise ShareError(
-            f"共享申请 {app.id} 当前为「{STATUS[status]}」", f"application_{status}", 403
+            f"共享申请 {found.id} 当前为「{STATUS[status]}」", f"application_{status}", 403
         )
     return Caller(
-        credential.key_id,
-        app.id,
-        app.consumer_code,
-        app.system_name,
-        app.class_code,
-        version,
-        frozenset(app.granted),
-        frozenset(app.granted_unmasked),
-        app.daily_volume,
-        credential.rate_per_minute,
+        found.key_id,
+        found.id,
+        found.consumer_code,
+        found.system_name,
+        found.class_code,
+        found.version,
+        frozenset(found.granted),
+        frozenset(found.granted_unmasked),
+        found.daily_volume,
+        found.rate_per_minute,
     )
 
 
@@ -318,10 +342,27 @@ def _by_keys(session: Session, res: Resource, keys: list[str], fields: list[str]
     if not isinstance(keys, list) or not keys or len(keys) > MAX_KEYS:
         raise ShareError(f"keys 应为 1–{MAX_KEYS} 个业务主键", "bad_keys")
     wanted = [_key(k) for k in keys]
-    source = _source(res, fields)
-    stmt = _select_fields(res, source, fields).where(source.c[res.key_column].in_(wanted))
-    result = session.execute(stmt)
+    result = session.connection().execute(_key_query(res, fields), {"keys": wanted})
     return result.all(), list(result.keys())
+
+
+_key_queries: dict[tuple, Select] = {}
+
+
+def _key_query(res: Resource, fields: list[str]) -> Select:
+    """The lookup statement for these fields, built once: building it cost as much as running
+    it. Bounded, since callers choose the fields and their order."""
+    signature = (res.table, res.kind, res.key_column, res.base, tuple(fields))
+    stmt = _key_queries.get(signature)
+    if stmt is None:
+        if len(_key_queries) >= 1024:
+            _key_queries.clear()
+        source = _source(res, fields)
+        stmt = _select_fields(res, source, fields).where(
+            source.c[res.key_column].in_(bindparam("keys", expanding=True))
+        )
+        _key_queries[signature] = stmt
+    return stmt
 
 
 def lookup(
