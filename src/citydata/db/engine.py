@@ -8,7 +8,6 @@ from contextlib import contextmanager
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
-
 # The web server runs blocking handlers on AnyIO's worker threads (40 by default). A pool smaller
 # than that closes the connections it cannot keep and opens new ones under load: SQLAlchemy's
 # default of 5 cost a sharing lookup an eighth of its time in reconnecting. Connections are still
