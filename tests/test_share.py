@@ -295,6 +295,17 @@ def test_export_streams_every_row_masked(city, api):
     assert empty.content.decode("utf-8-sig").splitlines() == ["name"]
     jsonl = call(api, headers, "export", {"fields": ["sex"], "filters": {"sex": "男"}})
     assert [orjson.loads(x) for x in jsonl.content.splitlines()] == [{"sex": "男"}, {"sex": "男"}]
+    # The body's hash is audited in a closing entry once the stream has ended.
+    with city.session() as session:
+        closing = session.scalar(
+            select(AuditEntry)
+            .where(AuditEntry.action == "export_end")
+            .order_by(AuditEntry.id.desc())
+        )
+        assert closing.query == {"export_request_id": jsonl.headers["X-Request-Id"]}
+        assert closing.response_hash == hashlib.sha256(jsonl.content).hexdigest()
+        assert (closing.rows, closing.key_id) == (2, headers["key_id"])
+        assert audit.verify(session).ok
 
 
 def test_change_feed_follows_resolution_runs(city, api, tmp_path):
@@ -598,3 +609,167 @@ def test_cli_audit_verify_fails_on_a_tampered_chain_and_search_finds_the_reader(
         session.execute(update(AuditEntry).where(AuditEntry.id == ids[0]).values(case_id="x"))
     broken = runner.invoke(cli, ["audit", "verify"])
     assert broken.exit_code == 1 and f"第 {ids[0]} 条：altered" in broken.output
+
+
+# ---------------------------------------------------------------- webhook subscriptions
+
+
+@pytest.fixture
+def receiver():
+    """A business system's webhook endpoint on loopback: records each notice, answers
+    ``receiver.status``."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    got: list[tuple[dict, bytes]] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            got.append((dict(self.headers), body))
+            self.send_response(server.status)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.status, server.got = 200, got
+    server.url = f"http://127.0.0.1:{server.server_port}/hooks/citydata"
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield server
+    server.shutdown()
+
+
+def add_person(store, tmp_path, row):
+    path = tmp_path / f"{row[0]}.csv"
+    pl.DataFrame([row], schema=FIELDS, orient="row").write_csv(path)
+    ingest(store, path, HOUSEHOLD)
+    bases.resolve(store, "population")
+
+
+WANGWU = ("430102200001011233", "王五", "男", "2000-01-01", "430102", "芙蓉区", "13700001111")
+
+
+def test_webhook_notices_name_committed_changes_not_values_and_are_signed(
+    city, api, receiver, tmp_path
+):
+    from citydata.bases.models import MasterChange
+    from citydata.share import webhooks
+
+    headers = granted(city)
+    legal = apply(city, class_code=LEGAL, fields=["name"])
+    refused = call(api, credential(city, legal), "subscriptions", {"url": receiver.url})
+    assert (refused.status_code, refused.json()["error"]["code"]) == (400, "no_feed")
+    bad = call(api, headers, "subscriptions", {"url": "ftp://example.org/x"})
+    assert (bad.status_code, bad.json()["error"]["code"]) == (400, "bad_url")
+    made = call(api, headers, "subscriptions", {"url": receiver.url})
+    assert made.status_code == 200
+    secret = made.json()["signing_secret"]
+    # The three people resolved before subscribing are in the feed, not in a notice.
+    assert webhooks.dispatch(city).delivered == 0 and receiver.got == []
+
+    with city.session() as session:  # a change not yet committed is not notified
+        session.add(MasterChange(base="population", master_id=1, kind="upsert"))
+        session.flush()
+        assert webhooks.dispatch(city).delivered == 0 and receiver.got == []
+        session.rollback()
+
+    add_person(city, tmp_path, WANGWU)
+    report = webhooks.dispatch(city)
+    assert (report.delivered, report.failed, report.changes) == (1, 0, 1)
+    ((sent_headers, body),) = receiver.got
+    for value in WANGWU[:3] + WANGWU[5:]:  # ID number, name, sex, address, phone
+        assert value.encode() not in body
+    notice = orjson.loads(body)
+    assert notice["class_code"] == POPULATION
+    assert [set(c) for c in notice["changes"]] == [{"change", "master_id", "kind"}]
+    assert notice["changes"][0]["kind"] == "upsert"
+    expected = webhooks.signature(secret, sent_headers["X-Citydata-Timestamp"], body)
+    assert sent_headers["X-Citydata-Signature"] == f"sha256={expected}"
+    # The system then reads what changed through the feed, masked and audited.
+    feed = call(api, headers, "changes", {"fields": ["name"], "cursor": notice["since_cursor"]})
+    assert [c["record"] for c in feed.json()["changes"]] == [{"name": "王*"}]
+    assert feed.json()["next_cursor"] == notice["cursor"]
+    assert webhooks.dispatch(city).delivered == 0 and len(receiver.got) == 1
+
+    listed = api.get(
+        "/api/share/v1/subscriptions", headers={"Authorization": headers["Authorization"]}
+    )
+    (sub,) = listed.json()["subscriptions"]
+    assert sub["cursor"] == notice["cursor"] and sub["failures"] == 0
+    gone = api.delete(
+        f"/api/share/v1/subscriptions/{sub['id']}",
+        headers={"Authorization": headers["Authorization"]},
+    )
+    assert gone.json()["subscription"]["ended_at"] is not None
+    add_person(
+        city, tmp_path, ("430102200002021237", "赵六", "男", "2000-02-02", "430102", "芙蓉区", None)
+    )
+    assert webhooks.dispatch(city).delivered == 0 and len(receiver.got) == 1
+
+
+def test_a_refused_notice_is_offered_again_with_backoff_and_the_cursor_waits(
+    city, api, receiver, tmp_path
+):
+    from datetime import UTC, datetime
+
+    from citydata.share import webhooks
+    from citydata.share.models import ShareSubscription
+
+    headers = granted(city)
+    assert call(api, headers, "subscriptions", {"url": receiver.url}).status_code == 200
+    add_person(city, tmp_path, WANGWU)
+    receiver.status = 500
+    t0 = datetime(2026, 11, 26, 9, 0, tzinfo=UTC)
+
+    def state():
+        with city.session() as session:
+            sub = session.scalar(select(ShareSubscription))
+            return sub.failures, sub.next_attempt_at, sub.cursor
+
+    _, _, cursor = state()
+    assert webhooks.dispatch(city, now=t0).failed == 1
+    failures, due, _ = state()
+    assert (failures, due.replace(tzinfo=UTC)) == (1, t0 + timedelta(seconds=10))
+    assert webhooks.dispatch(city, now=t0 + timedelta(seconds=5)).failed == 0  # not due yet
+    assert len(receiver.got) == 1
+    assert webhooks.dispatch(city, now=t0 + timedelta(seconds=11)).failed == 1
+    failures, due, _ = state()
+    assert (failures, due.replace(tzinfo=UTC)) == (2, t0 + timedelta(seconds=31))
+    assert state()[2] == cursor  # nothing acknowledged, nothing skipped
+
+    receiver.status = 204
+    assert webhooks.dispatch(city, now=t0 + timedelta(seconds=31)).delivered == 1
+    assert receiver.got[0][1] == receiver.got[2][1]  # the same changes, offered again
+    failures, due, after = state()
+    assert (failures, due) == (0, None) and after > cursor
+    assert webhooks.backoff(20) == webhooks.LAST_RETRY
+
+    # A revoked application is told nothing more.
+    with city.session() as session:
+        app_id = session.scalar(select(ShareApplication.id).order_by(ShareApplication.id.desc()))
+        service.revoke(session, user(city, "bureau"), app_id, "职责调整")
+    add_person(
+        city, tmp_path, ("430102200002021237", "赵六", "男", "2000-02-02", "430102", "芙蓉区", None)
+    )
+    assert webhooks.dispatch(city, now=t0 + timedelta(minutes=5)).delivered == 0
+    assert len(receiver.got) == 3
+
+
+def test_the_running_server_sends_due_notices_by_itself(city, people, receiver, tmp_path):
+    import time
+
+    from citydata.config import Settings
+    from citydata.web.app import create_app
+
+    settings = Settings(database_url=city.url, secret_key="test-secret", webhook_seconds=0.1)
+    with TestClient(create_app(city, settings)) as server:
+        headers = granted(city)
+        assert call(server, headers, "subscriptions", {"url": receiver.url}).status_code == 200
+        add_person(city, tmp_path, WANGWU)
+        deadline = time.monotonic() + 20
+        while not receiver.got and time.monotonic() < deadline:
+            time.sleep(0.05)
+    assert len(receiver.got) == 1
+    assert orjson.loads(receiver.got[0][1])["changes"][0]["kind"] == "upsert"

@@ -15,6 +15,7 @@ class Settings:
     admin_password: str | None = None
     data_dir: Path = field(default_factory=lambda: Path("citydata-data"))
     open_rate_per_minute: int = 600  # anonymous open-data calls per IP address
+    webhook_seconds: float = 10  # how often the server sends due webhook notices; 0: never
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -26,4 +27,5 @@ class Settings:
             admin_password=env.get("CITYDATA_ADMIN_PASSWORD") or None,
             data_dir=Path(env.get("CITYDATA_DATA_DIR", "citydata-data")),
             open_rate_per_minute=int(env.get("CITYDATA_OPEN_RATE", cls.open_rate_per_minute)),
+            webhook_seconds=float(env.get("CITYDATA_WEBHOOK_SECONDS", cls.webhook_seconds)),
         )

@@ -8,8 +8,9 @@ Every sharing call is audited before it answers: the body is built, hashed, the 
 from __future__ import annotations
 
 import hashlib
+import logging
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -19,7 +20,7 @@ from fastapi.responses import Response, StreamingResponse
 from sqlalchemy.orm import Session
 
 from citydata.accounts.models import User
-from citydata.share import audit, gateway, service
+from citydata.share import audit, gateway, service, webhooks
 from citydata.share.audit import AuditError
 from citydata.share.service import ShareError
 from citydata.web.auth import db, require_user
@@ -251,11 +252,43 @@ async def changes(request: Request) -> Response:
     return await _serve(request, "changes", work)
 
 
+@share_router.post("/subscriptions")
+async def subscribe(request: Request) -> Response:
+    """A webhook on the change feed: ``{"url": …}``; the signing secret is shown once."""
+
+    def work(session, caller, res, body, call):  # noqa: ANN001, ANN202
+        call.entry["query"] = {"url": body.get("url")}
+        sub, secret = webhooks.subscribe(session, caller, res, body.get("url"))
+        return {"subscription": webhooks.subscription_dict(sub), "signing_secret": secret}, 0, []
+
+    return await _serve(request, "subscribe", work)
+
+
+@share_router.get("/subscriptions")
+async def list_subscriptions(request: Request) -> Response:
+    def work(session, caller, res, body, call):  # noqa: ANN001, ANN202
+        found = webhooks.subscriptions(session, caller.application_id)
+        return {"subscriptions": [webhooks.subscription_dict(s) for s in found]}, 0, []
+
+    return await _serve(request, "subscriptions", work)
+
+
+@share_router.delete("/subscriptions/{subscription_id}")
+async def unsubscribe(request: Request, subscription_id: int) -> Response:
+    def work(session, caller, res, body, call):  # noqa: ANN001, ANN202
+        call.entry["query"] = {"subscription": subscription_id}
+        sub = webhooks.unsubscribe(session, caller, subscription_id)
+        return {"subscription": webhooks.subscription_dict(sub)}, 0, []
+
+    return await _serve(request, "unsubscribe", work)
+
+
 @share_router.post("/export")
 async def export(request: Request) -> Response:
     """Every matching row, streamed as JSON Lines or CSV (UTF-8 with BOM). The audit entry —
-    rows and whose — is written before the first byte; the body's hash cannot be, so it is
-    not in the entry."""
+    rows and whose — is written before the first byte. The body's hash cannot be known then:
+    a closing entry (``export_end``, naming this request id) holds it once the last byte has
+    been handed over, so the consumer can still prove what it received."""
 
     def work(session, caller, res, body, call):  # noqa: ANN001, ANN202
         fields = _fields(call, caller, body)
@@ -267,12 +300,32 @@ async def export(request: Request) -> Response:
         rows, subjects = gateway.export_plan(session, caller, res, filters)
         call.entry.update(rows=rows, subjects=subjects)
         return StreamingResponse(  # sent, and so started, only once the entry is committed
-            _stream(call.store, caller, res, fields, filters, fmt),
+            _hashed(_stream(call.store, caller, res, fields, filters, fmt), call),
             media_type="text/csv; charset=utf-8" if fmt == "csv" else "application/x-ndjson",
             headers={"X-Request-Id": call.request_id},
         )
 
     return await _serve(request, "export", work)
+
+
+def _hashed(chunks: Iterator[bytes], call: _Call) -> Iterator[bytes]:
+    """The chunks as they are, then an audit entry with the SHA-256 of all of them."""
+    digest = hashlib.sha256()
+    for chunk in chunks:
+        digest.update(chunk)
+        yield chunk
+    closing = {
+        **call.entry,
+        "at": datetime.now(UTC),
+        "request_id": str(uuid.uuid4()),
+        "action": "export_end",
+        "query": {"export_request_id": call.request_id},
+        "response_hash": digest.hexdigest(),
+    }
+    try:
+        call.request.app.state.audit.write_blocking(closing)
+    except AuditError:  # the body has left already; the opening entry names rows and whose
+        logging.getLogger(__name__).exception("closing entry of export %s", call.request_id)
 
 
 def _stream(store, caller, res, fields, filters, fmt):  # noqa: ANN001, ANN202

@@ -122,12 +122,23 @@ class AuditLog:
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
 
-    async def write(self, entry: dict[str, Any]) -> int:
+    def submit(self, entry: dict[str, Any]) -> Future:
+        """A future of the entry's id, set once the group holding it has committed."""
         done: Future = Future()
         self._queue.put((entry, done))
         self._start()
+        return done
+
+    async def write(self, entry: dict[str, Any]) -> int:
         try:
-            return await asyncio.wait_for(asyncio.wrap_future(done), WAIT_SECONDS)
+            return await asyncio.wait_for(asyncio.wrap_future(self.submit(entry)), WAIT_SECONDS)
+        except Exception as exc:
+            raise AuditError(f"审计记录写入失败：{exc}") from exc
+
+    def write_blocking(self, entry: dict[str, Any]) -> int:
+        """``write`` for a worker thread (a streamed body's generator)."""
+        try:
+            return self.submit(entry).result(timeout=WAIT_SECONDS)
         except Exception as exc:
             raise AuditError(f"审计记录写入失败：{exc}") from exc
 

@@ -11,12 +11,14 @@ from sqlalchemy import select
 
 from citydata.accounts.models import User
 from citydata.cli_common import fail, out, print_json, store
-from citydata.share import audit, service
+from citydata.share import audit, service, webhooks
 from citydata.share.service import ShareError
 
 share_app = typer.Typer(help="共享：申请、审核、凭证", no_args_is_help=True)
 credential_app = typer.Typer(help="调用系统的共享凭证", no_args_is_help=True)
 share_app.add_typer(credential_app, name="credential")
+webhook_app = typer.Typer(help="变更订阅（webhook）通知", no_args_is_help=True)
+share_app.add_typer(webhook_app, name="webhooks")
 audit_app = typer.Typer(help="共享调用审计", no_args_is_help=True)
 
 AS_USER = typer.Option(..., "--user", "-u", help="以哪个用户的身份操作")
@@ -189,6 +191,45 @@ def revoke_credential_cmd(key_id: str = typer.Argument(...), username: str = AS_
     """Revoke a credential, effective at its next call."""
     _run(username, service.revoke_credential, key_id)
     out.print(f"凭证 {key_id} 已吊销", highlight=False)
+
+
+@webhook_app.command("list")
+def webhooks_cmd(
+    application_id: int = typer.Argument(..., help="共享申请编号"), as_json: bool = JSON_OUT
+) -> None:
+    """An application's webhook subscriptions and how their last notices went."""
+    with store().session() as session:
+        found = [
+            webhooks.subscription_dict(s) for s in webhooks.subscriptions(session, application_id)
+        ]
+    if as_json:
+        print_json(found)
+        return
+    table = Table("编号", "地址", "已通知到", "连续失败", "下次尝试", "最近结果", "结束")
+    for s in found:
+        table.add_row(
+            str(s["id"]),
+            s["url"],
+            s["cursor"],
+            str(s["failures"]),
+            s["next_attempt_at"] or "",
+            s["last_status"],
+            s["ended_at"] or "",
+        )
+    out.print(table)
+
+
+@webhook_app.command("dispatch")
+def dispatch_cmd(as_json: bool = JSON_OUT) -> None:
+    """Send every due notice once (the server also does this every CITYDATA_WEBHOOK_SECONDS)."""
+    report = webhooks.dispatch(store())
+    if as_json:
+        print_json(vars(report))
+        return
+    out.print(
+        f"送达 {report.delivered} 个通知（{report.changes} 条变更），失败 {report.failed} 个",
+        highlight=False,
+    )
 
 
 @audit_app.command("verify")

@@ -377,7 +377,7 @@ def _check_limit(limit: int) -> None:
         raise ShareError(f"limit 应在 1–{MAX_LIMIT} 之间", "bad_limit")
 
 
-def _cursor(values: list[Any]) -> str:
+def encode_cursor(values: list[Any]) -> str:
     return base64.urlsafe_b64encode(orjson.dumps(values)).decode().rstrip("=")
 
 
@@ -440,7 +440,7 @@ def query(
     delivery = _deliver(caller, res, rows, columns, fields)
     if more:
         last = dict(zip(columns, rows[-1], strict=True))
-        delivery.next_cursor = _cursor(
+        delivery.next_cursor = encode_cursor(
             [last[f"_o{i}"] for i in range(len(order))] if order else [offset + limit]
         )
     return delivery
@@ -550,5 +550,5 @@ def changes(
         }
         for change_id, master_id, kind, at in found
     ]
-    next_cursor = _cursor([found[-1][0]]) if found else cursor
+    next_cursor = encode_cursor([found[-1][0]]) if found else cursor
     return Delivery(records, sorted(current), next_cursor)

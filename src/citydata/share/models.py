@@ -137,3 +137,26 @@ class AuditHead(Base):
     # Where the kept chain starts once retention has pruned older entries.
     first_id: Mapped[int] = mapped_column(default=1)
     first_prev_hash: Mapped[str] = mapped_column(String(64))
+
+
+class ShareSubscription(Base):
+    """A business system's webhook on the change feed of the class its application grants.
+    Notices say only what changed (master ids, kind, cursor), never a value; the system then
+    reads through the feed with its credential. ``cursor`` is the last change notified and
+    acknowledged; a failed notice is retried from there with exponential backoff."""
+
+    __tablename__ = "share_subscriptions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    application_id: Mapped[int] = mapped_column(ForeignKey("share_applications.id"), index=True)
+    key_id: Mapped[str] = mapped_column(String(16))  # the credential that subscribed
+    url: Mapped[str] = mapped_column(String(500))
+    # The receiver checks each notice's HMAC with it, so the platform must keep it (unlike a
+    # credential's secret, which only the caller needs in clear).
+    signing_secret: Mapped[str] = mapped_column(String(64))
+    cursor: Mapped[int] = mapped_column(default=0)
+    failures: Mapped[int] = mapped_column(default=0)  # in a row; reset by a delivered notice
+    next_attempt_at: Mapped[datetime | None]
+    last_status: Mapped[str] = mapped_column(String(200), default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    ended_at: Mapped[datetime | None]

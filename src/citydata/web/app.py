@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -10,6 +12,7 @@ from pathlib import Path
 from fastapi import FastAPI, Form, Request
 from fastapi.responses import RedirectResponse
 from fastapi.staticfiles import StaticFiles
+from starlette.concurrency import run_in_threadpool
 from starlette.middleware.sessions import SessionMiddleware
 
 from citydata import __version__
@@ -30,6 +33,7 @@ from citydata.opendata import pages as open_pages
 from citydata.opendata.service import Catalogue
 from citydata.share import api as share_api
 from citydata.share import pages as share_pages
+from citydata.share import webhooks
 from citydata.share.audit import AuditLog
 from citydata.share.gateway import Limiter
 from citydata.web.auth import LoginRequired, check_csrf, current_user
@@ -40,14 +44,29 @@ from citydata.web.render import render
 TARGETS = {"units": 35, "aggregated": 289, "shared": 700}
 
 
+async def _send_webhook_notices(store: Store, every: float) -> None:
+    while True:
+        await asyncio.sleep(every)
+        try:
+            await run_in_threadpool(webhooks.dispatch, store)
+        except Exception:  # a bad round must not stop the next one
+            logging.getLogger(__name__).exception("webhook notices failed")
+
+
 @asynccontextmanager
-async def _lifespan(_app: FastAPI) -> AsyncIterator[None]:
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     # What exists once the server has started (libraries, catalog, models) lives as long as it.
     # Kept out of the collector's generations, full collections stay short: they were the
     # sharing API's slowest answers (p99 89 ms -> 31 ms in bench/share.py).
     gc.collect()
     gc.freeze()
+    every = app.state.settings.webhook_seconds
+    sender = (
+        asyncio.create_task(_send_webhook_notices(app.state.store, every)) if every > 0 else None
+    )
     yield
+    if sender is not None:
+        sender.cancel()
 
 
 def create_app(store: Store | None = None, settings: Settings | None = None) -> FastAPI:

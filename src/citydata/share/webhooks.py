@@ -1,0 +1,253 @@
+"""Webhook subscriptions on the change feed: a business system registers a URL with its
+credential, and is told when masters of its granted class have changed — which master ids, the
+kind of change, and the feed cursors before and after — never a value. It then reads the
+changes through the feed (``/api/share/v1/changes``), with its credential, masked and audited
+like every read.
+
+Notices are built from committed changes only (the dispatcher reads ``master_changes`` in its
+own transaction), signed with the subscription's secret (HMAC-SHA256 over the timestamp and the
+body, as Stripe and GitHub sign theirs), and delivered at least once: the subscription's cursor
+moves only when the receiver answers 2xx; otherwise the same changes are offered again after
+10 s, 20 s, 40 s … up to an hour. A subscription is claimed before it is sent, so several server
+processes do not send the same notice at once."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from urllib.parse import urlsplit
+
+import orjson
+from sqlalchemy import func, or_, select, update
+from sqlalchemy.orm import Session
+
+from citydata.bases.models import MasterChange
+from citydata.db.base import as_utc
+from citydata.db.engine import Store
+from citydata.share import gateway
+from citydata.share.models import ShareApplication, ShareSubscription
+from citydata.share.service import ShareError, current_status
+
+MAX_PER_APPLICATION = 5
+CHANGES_PER_NOTICE = 500
+FIRST_RETRY = timedelta(seconds=10)
+LAST_RETRY = timedelta(hours=1)
+CLAIM = timedelta(minutes=1)  # a sender that dies mid-notice frees the subscription after this
+TIMEOUT_SECONDS = 5
+
+
+def _feed_base(res: gateway.Resource) -> str:
+    if res.kind != "base" or res.base is None:
+        raise ShareError("变更订阅目前只提供基础库类资源", "no_feed")
+    return res.base
+
+
+def _check_url(url: object) -> str:
+    parts = urlsplit(url) if isinstance(url, str) else None
+    if parts is None or parts.scheme not in {"http", "https"} or not parts.hostname:
+        raise ShareError("url 应为 http:// 或 https:// 开头的完整地址", "bad_url")
+    if len(url) > 500:
+        raise ShareError("url 过长（最多 500 个字符）", "bad_url")
+    return url
+
+
+def subscription_dict(sub: ShareSubscription) -> dict:
+    return {
+        "id": sub.id,
+        "url": sub.url,
+        "cursor": gateway.encode_cursor([sub.cursor]),
+        "failures": sub.failures,
+        "next_attempt_at": as_utc(sub.next_attempt_at).isoformat() if sub.next_attempt_at else None,
+        "last_status": sub.last_status,
+        "created_at": as_utc(sub.created_at).isoformat(),
+        "ended_at": as_utc(sub.ended_at).isoformat() if sub.ended_at else None,
+    }
+
+
+def subscribe(
+    session: Session, caller: gateway.Caller, res: gateway.Resource, url: object
+) -> tuple[ShareSubscription, str]:
+    """(the subscription, its signing secret — shown once). Notices start with the changes
+    after this moment; earlier ones are in the feed."""
+    base = _feed_base(res)
+    url = _check_url(url)
+    active = session.scalar(
+        select(func.count()).where(
+            ShareSubscription.application_id == caller.application_id,
+            ShareSubscription.ended_at.is_(None),
+        )
+    )
+    if active >= MAX_PER_APPLICATION:
+        raise ShareError(
+            f"每个申请最多 {MAX_PER_APPLICATION} 个订阅", "too_many_subscriptions", 409
+        )
+    latest = session.scalar(select(func.max(MasterChange.id)).where(MasterChange.base == base))
+    secret = secrets.token_hex(32)
+    sub = ShareSubscription(
+        application_id=caller.application_id,
+        key_id=caller.key_id,
+        url=url,
+        signing_secret=secret,
+        cursor=latest or 0,
+    )
+    session.add(sub)
+    session.flush()
+    return sub, secret
+
+
+def subscriptions(session: Session, application_id: int) -> list[ShareSubscription]:
+    return list(
+        session.scalars(
+            select(ShareSubscription)
+            .where(ShareSubscription.application_id == application_id)
+            .order_by(ShareSubscription.id)
+        )
+    )
+
+
+def unsubscribe(
+    session: Session, caller: gateway.Caller, subscription_id: int
+) -> ShareSubscription:
+    sub = session.get(ShareSubscription, subscription_id)
+    if sub is None or sub.application_id != caller.application_id:
+        raise ShareError(f"没有订阅 {subscription_id}", "not_found", 404)
+    sub.ended_at = sub.ended_at or datetime.now(UTC)
+    return sub
+
+
+def signature(secret: str, timestamp: str, body: bytes) -> str:
+    """What the receiver recomputes: HMAC-SHA256 of ``timestamp.body`` under the secret."""
+    return hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256).hexdigest()
+
+
+@dataclass
+class Notice:
+    subscription_id: int
+    url: str
+    body: bytes
+    headers: dict[str, str]
+    last_change: int
+    changes: int
+
+
+def _claim_due(session: Session, now: datetime) -> list[Notice]:
+    """The notices due now, each subscription claimed for ``CLAIM`` by this sender."""
+    due = session.execute(
+        select(ShareSubscription, ShareApplication)
+        .join(ShareApplication, ShareApplication.id == ShareSubscription.application_id)
+        .where(
+            ShareSubscription.ended_at.is_(None),
+            or_(
+                ShareSubscription.next_attempt_at.is_(None),
+                ShareSubscription.next_attempt_at <= now,
+            ),
+        )
+        .order_by(ShareSubscription.id)
+    ).all()
+    notices = []
+    for sub, app in due:
+        if current_status(app, now.date()) != "approved":  # revoked or expired: no more notices
+            continue
+        res = gateway.resource(session, app.class_code)
+        changes = session.execute(
+            select(MasterChange.id, MasterChange.master_id, MasterChange.kind)
+            .where(MasterChange.base == _feed_base(res), MasterChange.id > sub.cursor)
+            .order_by(MasterChange.id)
+            .limit(CHANGES_PER_NOTICE)
+        ).all()
+        if not changes:
+            continue
+        claimed = session.execute(
+            update(ShareSubscription)
+            .where(
+                ShareSubscription.id == sub.id,
+                ShareSubscription.cursor == sub.cursor,
+                or_(
+                    ShareSubscription.next_attempt_at.is_(None),
+                    ShareSubscription.next_attempt_at <= now,
+                ),
+            )
+            .values(next_attempt_at=now + CLAIM)
+            .execution_options(synchronize_session=False)  # the rows read above are not reused
+        ).rowcount
+        if not claimed:  # another sender has it
+            continue
+        body = orjson.dumps(
+            {
+                "subscription": sub.id,
+                "class_code": app.class_code,
+                "since_cursor": gateway.encode_cursor([sub.cursor]),
+                "cursor": gateway.encode_cursor([changes[-1].id]),
+                "changes": [
+                    {"change": c.id, "master_id": c.master_id, "kind": c.kind} for c in changes
+                ],
+            }
+        )
+        timestamp = str(int(now.timestamp()))
+        headers = {
+            "Content-Type": "application/json",
+            "User-Agent": "citydata-webhooks",
+            "X-Citydata-Subscription": str(sub.id),
+            "X-Citydata-Timestamp": timestamp,
+            "X-Citydata-Signature": "sha256=" + signature(sub.signing_secret, timestamp, body),
+        }
+        notices.append(Notice(sub.id, sub.url, body, headers, changes[-1].id, len(changes)))
+    return notices
+
+
+def post(url: str, body: bytes, headers: dict[str, str]) -> tuple[bool, str]:
+    """(delivered, what happened). Only a 2xx answer counts as delivered."""
+    request = urllib.request.Request(url, data=body, headers=headers, method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=TIMEOUT_SECONDS) as response:  # noqa: S310
+            return 200 <= response.status < 300, f"HTTP {response.status}"
+    except urllib.error.HTTPError as exc:
+        return False, f"HTTP {exc.code}"
+    except (urllib.error.URLError, OSError) as exc:
+        return False, str(getattr(exc, "reason", exc))[:200]
+
+
+def backoff(failures: int) -> timedelta:
+    return min(FIRST_RETRY * 2 ** (failures - 1), LAST_RETRY)
+
+
+@dataclass
+class DispatchReport:
+    delivered: int = 0
+    failed: int = 0
+    changes: int = 0
+
+
+def dispatch(
+    store: Store,
+    now: datetime | None = None,
+    send: Callable[[str, bytes, dict[str, str]], tuple[bool, str]] = post,
+) -> DispatchReport:
+    """One round: send every due notice, then record each outcome."""
+    now = now or datetime.now(UTC)
+    with store.session() as session:
+        notices = _claim_due(session, now)
+    report = DispatchReport()
+    for notice in notices:
+        started = time.monotonic()
+        delivered, status = send(notice.url, notice.body, notice.headers)
+        status = f"{status} ({(time.monotonic() - started) * 1000:.0f} ms)"
+        with store.session() as session:
+            sub = session.get(ShareSubscription, notice.subscription_id)
+            sub.last_status = status[:200]
+            if delivered:
+                sub.cursor, sub.failures, sub.next_attempt_at = notice.last_change, 0, None
+                report.delivered += 1
+                report.changes += notice.changes
+            else:
+                sub.failures += 1
+                sub.next_attempt_at = now + backoff(sub.failures)
+                report.failed += 1
+    return report
