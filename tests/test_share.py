@@ -577,6 +577,15 @@ def test_pages_apply_approve_issue_and_audit(city, people, app):
         page = admin.get(f"/audit?id_number={PEOPLE[0][0]}")
         assert "审计链完整" in page.text and "csmz" in page.text and "低保系统" in page.text
         assert "csmz" in admin.get("/share").text
+        # The dashboard counts today's calls per unit; signed out, it shows no usage at all.
+        home = admin.get("/").text
+        units = re.search(r'<ul class="counts" id="sharing-units">(.*?)</ul>', home, re.S).group(1)
+        assert re.findall(r"<li>(\S+) <b>(\d+)</b></li>", units) == [("csmz", "1")]
+        assert date.today().isoformat() in re.search(
+            r'id="sharing-days">(.*?)</table>', home, re.S
+        ).group(1)
+    with TestClient(app) as anonymous:
+        assert "sharing-units" not in anonymous.get("/").text
 
 
 @settings(max_examples=300, deadline=None)

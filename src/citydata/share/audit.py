@@ -271,6 +271,7 @@ def usage(session: Session, since: date | None = None) -> list[dict[str, Any]]:
             func.sum(AuditEntry.rows),
             func.sum(case((AuditEntry.outcome != "ok", 1), else_=0)),
         )
+        .where(AuditEntry.action != "export_end")  # an export's closing entry is not a call
         .group_by(day, AuditEntry.consumer_code, AuditEntry.class_code)
         .order_by(day.desc(), AuditEntry.consumer_code, AuditEntry.class_code)
     )
@@ -287,6 +288,19 @@ def usage(session: Session, since: date | None = None) -> list[dict[str, Any]]:
         }
         for d, c, k, n, r, bad in session.execute(query)
     ]
+
+
+def usage_totals(rows: list[dict[str, Any]], top: int = 5) -> dict[str, list[dict[str, Any]]]:
+    """``usage`` rows summed per day and per consumer unit (the busiest ``top``)."""
+    days: dict[str, dict[str, Any]] = {}
+    units: dict[str, dict[str, Any]] = {}
+    for row in rows:
+        for groups, name, key in ((days, "day", row["day"]), (units, "consumer", row["consumer"])):
+            total = groups.setdefault(key, {name: key, "calls": 0, "rows": 0, "denied": 0})
+            for figure in ("calls", "rows", "denied"):
+                total[figure] += row[figure]
+    busiest = sorted(units.values(), key=lambda u: (-u["calls"], u["consumer"] or ""))
+    return {"days": sorted(days.values(), key=lambda d: d["day"]), "units": busiest[:top]}
 
 
 def prune(session: Session, retention_years: int, today: date | None = None) -> int:

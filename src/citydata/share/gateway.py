@@ -170,6 +170,7 @@ class Limiter:
                     AuditEntry.key_id == caller.key_id,
                     AuditEntry.at >= start,
                     AuditEntry.outcome == "ok",
+                    AuditEntry.action != "export_end",  # an export's closing entry
                 )
             )
             seen = (today, used or 0)

@@ -7,6 +7,7 @@ import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import date, timedelta
 from pathlib import Path
 
 from fastapi import FastAPI, Form, Request
@@ -34,7 +35,7 @@ from citydata.opendata.service import Catalogue
 from citydata.share import api as share_api
 from citydata.share import pages as share_pages
 from citydata.share import webhooks
-from citydata.share.audit import AuditLog
+from citydata.share.audit import AuditLog, usage, usage_totals
 from citydata.share.gateway import Limiter
 from citydata.web.auth import LoginRequired, check_csrf, current_user
 from citydata.web.i18n import LANGUAGES
@@ -116,7 +117,11 @@ def create_app(store: Store | None = None, settings: Settings | None = None) -> 
             user = current_user(request, session)
             figures = catalog.counts(session)
             figures["aggregated"] = aggregated_classes(session)
-        return render(request, "home.html", user, figures=figures, targets=TARGETS)
+            sharing = None
+            if user is not None and user.role != "public":  # who reads what is not for everyone
+                since = date.today() - timedelta(days=13)
+                sharing = usage_totals(usage(session, since))
+        return render(request, "home.html", user, figures=figures, targets=TARGETS, sharing=sharing)
 
     @app.get("/login", include_in_schema=False)
     def login_form(request: Request):  # noqa: ANN202
