@@ -291,6 +291,26 @@ def test_unreadable_files_fail_the_batch_and_write_nothing(store, sample_catalog
         service.ingest(store, gbk, POP, unit_code="csjy")
 
 
+def test_a_file_that_stops_being_utf8_past_its_first_mib_fails_naming_the_line(
+    store, sample_catalog, tmp_path, monkeypatch
+):
+    """UTF-8 is settled from the first MiB and Polars checks the rest as it parses: a GBK row
+    far down the file still fails the whole batch, chunks already written included."""
+    good = people_frame()
+    rows = pl.concat([good] * 20_000)  # ~1.6 MiB of UTF-8 Chinese text
+    path = tmp_path / "mixed.csv"
+    rows.write_csv(path)
+    with path.open("ab") as f:
+        f.write(",".join(good.row(0)).encode("gbk") + b"\n")
+    from citydata.ingest import readers
+
+    monkeypatch.setattr(readers, "CHUNK_ROWS", 10_000)  # good chunks are written before the bad row
+    report = service.ingest(store, path, POP)
+    assert report.status == "failed"
+    assert f"第 {rows.height + 2} 行附近" in report.message and "mixed.csv" in report.message
+    assert staged(store).height == 0
+
+
 def test_a_batch_killed_midway_leaves_no_rows_and_is_marked_interrupted(
     store, sample_catalog, tmp_path
 ):

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import atexit
+import gc
+
 import typer
 
 from citydata.accounts.cli import user_app
@@ -15,6 +18,15 @@ from citydata.match.cli import match_cmd
 from citydata.share.cli import audit_app, share_app
 
 app = typer.Typer(help="citydata 政务数据资源管理平台", no_args_is_help=True, add_completion=False)
+
+
+@app.callback()
+def _every_command() -> None:
+    # What a command built dies with the process: skip the collector's final pass over it,
+    # a third of a second after a million-row ingest.
+    atexit.register(gc.freeze)
+
+
 app.add_typer(catalog_app, name="catalog")
 app.add_typer(unit_app, name="unit")
 app.add_typer(user_app, name="user")

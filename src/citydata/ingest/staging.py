@@ -258,15 +258,15 @@ class BatchWriter:
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="batch-writer")
         self._last: Future | None = None
         self.txn = None
+        # Opened on the worker, like every later step: the first chunk is read and validated
+        # meanwhile (loading the ADBC driver alone took a quarter of a second).
+        self._run(self._open, engine)
+
+    def _open(self, engine: Engine) -> None:
         kind = _SpooledSqliteTransaction if engine.dialect.name == "sqlite" else _DirectTransaction
-        self._run(kind, engine)
-        try:
-            self.txn = self._last.result()
-        except BaseException:
-            self._pool.shutdown()
-            raise
-        if mode == "replace":
-            self._run(self.txn.clear, self.table)
+        self.txn = kind(engine)
+        if self.mode == "replace":
+            self.txn.clear(self.table)
 
     @property
     def removed(self) -> int:
