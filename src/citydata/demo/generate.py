@@ -130,15 +130,25 @@ def inject(
     n_dis = int(n * DISAGREE_SHARE) if source.disagree else 0
     bad_rows, dis_rows = order[:n_bad], order[n_bad : n_bad + n_dis]
     dup_rows = order[n_bad + n_dis : n_bad + n_dis + max(1, n // 500)]
-    columns = {c: frame[c].to_list() for c in frame.columns}
+    # Only the planted rows are touched: a few percent of the file, read value by value and
+    # written back column by column (a whole file as Python lists cost gigabytes at 10M people).
+    changed: dict[str, dict[int, str | None]] = {}
+
+    def get(name: str, row: int) -> str | None:
+        planted = changed.get(name, {})
+        return planted[int(row)] if int(row) in planted else frame[name][int(row)]
+
+    def put(name: str, row: int, value: str | None) -> None:
+        changed.setdefault(name, {})[int(row)] = value
+
     injected: list[Injected] = []
 
     for k, row in enumerate(bad_rows):
         for f in (candidates[(k + i) % len(candidates)] for i in range(len(candidates))):
-            original = columns[f["name"]][row]
+            original = get(f["name"], row)
             bad = _bad_value(f, original, rng)
             if bad:
-                columns[f["name"]][row] = bad[2]
+                put(f["name"], row, bad[2])
                 injected.append(Injected(int(row), f["name"], bad[0], bad[1], original, bad[2]))
                 break
 
@@ -146,40 +156,31 @@ def inject(
     for i, row in enumerate(dis_rows):
         kind = kinds[i % len(kinds)]
         if kind == "name":
-            original = columns["name"][row]
+            original = get("name", row)
             what, new = _variant_name(original, rng)
-            columns["name"][row] = new
+            put("name", row, new)
             injected.append(Injected(int(row), "name", what, None, original, new))
-        elif (
-            kind == "legacy_id"
-            and columns["id_number"][row]
-            and (legacy := _legacy(columns["id_number"][row]))
-        ):
-            injected.append(
-                Injected(
-                    int(row), "id_number", "id_legacy_15", None, columns["id_number"][row], legacy
+        elif kind == "legacy_id" and (id_number := get("id_number", row)):
+            if legacy := _legacy(id_number):
+                injected.append(
+                    Injected(int(row), "id_number", "id_legacy_15", None, id_number, legacy)
                 )
-            )
-            columns["id_number"][row] = legacy
-        elif kind == "missing_id" and columns["id_number"][row]:
-            injected.append(
-                Injected(int(row), "id_number", "id_missing", None, columns["id_number"][row], None)
-            )
-            columns["id_number"][row] = None
-        elif kind == "phone" and columns["phone"][row]:
-            new = columns["phone"][row][:3] + f"{int(rng.integers(0, 10**8)):08d}"
-            injected.append(
-                Injected(int(row), "phone", "phone_changed", None, columns["phone"][row], new)
-            )
-            columns["phone"][row] = new
-        elif kind == "address" and columns["address"][row]:
-            new = columns["address"][row].replace("小区", "花园", 1)
-            injected.append(
-                Injected(int(row), "address", "address_old", None, columns["address"][row], new)
-            )
-            columns["address"][row] = new
+                put("id_number", row, legacy)
+        elif kind == "missing_id" and (id_number := get("id_number", row)):
+            injected.append(Injected(int(row), "id_number", "id_missing", None, id_number, None))
+            put("id_number", row, None)
+        elif kind == "phone" and (phone := get("phone", row)):
+            new = phone[:3] + f"{int(rng.integers(0, 10**8)):08d}"
+            injected.append(Injected(int(row), "phone", "phone_changed", None, phone, new))
+            put("phone", row, new)
+        elif kind == "address" and (address := get("address", row)):
+            new = address.replace("小区", "花园", 1)
+            injected.append(Injected(int(row), "address", "address_old", None, address, new))
+            put("address", row, new)
 
-    planted = pl.DataFrame(columns, schema=frame.schema)
+    planted = frame.with_columns(
+        frame[name].scatter(list(rows), list(rows.values())) for name, rows in changed.items()
+    )
     # Exact copies of a row, right after it: the copy is rejected as a duplicate business key.
     origin = np.arange(n)
     dup_set = set(int(r) for r in dup_rows) - {i.row for i in injected}
@@ -187,11 +188,8 @@ def inject(
     out = planted[positions]
     key = next(f["name"] for f in source.fields if f["is_key"])
     for r in sorted(dup_set):
-        injected.append(
-            Injected(
-                int(r), key, "duplicate_row", "duplicate_key", columns[key][r], columns[key][r]
-            )
-        )
+        value = get(key, r)
+        injected.append(Injected(int(r), key, "duplicate_row", "duplicate_key", value, value))
     return out, injected, positions
 
 
@@ -354,6 +352,44 @@ def _class_entry(s: Source) -> dict:
     }
 
 
+# ---------------------------------------------------------------- the truth, file by file
+
+ERROR_SCHEMA = {
+    "file": pl.String,
+    "row": pl.Int64,
+    "class_code": pl.String,
+    "field": pl.String,
+    "kind": pl.String,
+    "rule": pl.String,
+    "original": pl.String,
+    "value": pl.String,
+}
+ROW_SCHEMA = {
+    "file": pl.String,
+    "row": pl.Int64,
+    "class_code": pl.String,
+    "entity": pl.String,
+    "entity_id": pl.Int64,
+}
+
+
+class _TruthTable:
+    """One Parquet file written a part at a time (a row group per department file)."""
+
+    def __init__(self, path: Path, schema: dict[str, pl.DataType]):
+        import pyarrow.parquet as pq
+
+        self.schema = pl.DataFrame(schema=schema).to_arrow().schema
+        self.writer = pq.ParquetWriter(path, self.schema, compression="zstd")
+
+    def write(self, part: pl.DataFrame) -> None:
+        if part.height:
+            self.writer.write_table(part.to_arrow().cast(self.schema))
+
+    def close(self) -> None:
+        self.writer.close()
+
+
 # ---------------------------------------------------------------- the whole city
 
 
@@ -377,7 +413,11 @@ def generate(
         + register_sources(companies, people, rng)
     )
 
-    files, errors, provenance = [], [], []
+    files, rules = [], Counter()
+    # The truth of each file is written as the file is, not gathered for the end: at 10M people
+    # the row-to-entity table alone would hold some eighty million rows.
+    errors = _TruthTable(out / "truth/errors.parquet", ERROR_SCHEMA)
+    provenance = _TruthTable(out / "truth/rows.parquet", ROW_SCHEMA)
     for i, source in enumerate(sources):
         if progress:
             progress(source.name, i, len(sources))
@@ -387,22 +427,26 @@ def generate(
         write_frame(source, frame, out / rel, source.encoding)
         # Where each planted problem ended up once duplicates were inserted (1-based rows).
         first_row = {int(p): r + 1 for r, p in reversed(list(enumerate(positions)))}
-        for item in injected:
-            row = first_row[item.row] + (1 if item.kind == "duplicate_row" else 0)
-            errors.append(
-                {
-                    "file": rel.as_posix(),
-                    "row": row,
-                    "class_code": source.code,
-                    "field": item.field,
-                    "kind": item.kind,
-                    "rule": item.rule,
-                    "original": item.original,
-                    "value": item.value,
-                }
+        errors.write(
+            pl.DataFrame(
+                [
+                    {
+                        "file": rel.as_posix(),
+                        "row": first_row[item.row] + (1 if item.kind == "duplicate_row" else 0),
+                        "class_code": source.code,
+                        "field": item.field,
+                        "kind": item.kind,
+                        "rule": item.rule,
+                        "original": item.original,
+                        "value": item.value,
+                    }
+                    for item in injected
+                ],
+                schema=ERROR_SCHEMA,
             )
+        )
         if source.entity_ids is not None:
-            provenance.append(
+            provenance.write(
                 pl.DataFrame(
                     {
                         "file": rel.as_posix(),
@@ -410,10 +454,12 @@ def generate(
                         "class_code": source.code,
                         "entity": source.entity,
                         "entity_id": source.entity_ids.gather(positions),
-                    }
+                    },
+                    schema=ROW_SCHEMA,
                 )
             )
         by_rule = Counter(item.rule for item in injected if item.rule)
+        rules += by_rule
         files.append(
             {
                 "path": rel.as_posix(),
@@ -441,7 +487,7 @@ def generate(
         "classes": len(catalog["classes"]),
         "classes_with_files": len(sources),
         "files": files,
-        "bad_rows_by_rule": dict(sorted(Counter(e["rule"] for e in errors if e["rule"]).items())),
+        "bad_rows_by_rule": dict(sorted(rules.items())),
     }
     (out / "manifest.json").write_text(
         json.dumps(manifest, ensure_ascii=False, indent=1) + "\n", encoding="utf-8"
@@ -449,20 +495,8 @@ def generate(
     city.write_parquet(out / "truth/people.parquet")
     companies.write_parquet(out / "truth/legal_persons.parquet")
     homes.write_parquet(out / "truth/houses.parquet")
-    pl.DataFrame(
-        errors,
-        schema={
-            "file": pl.String,
-            "row": pl.Int64,
-            "class_code": pl.String,
-            "field": pl.String,
-            "kind": pl.String,
-            "rule": pl.String,
-            "original": pl.String,
-            "value": pl.String,
-        },
-    ).write_parquet(out / "truth/errors.parquet")
-    pl.concat(provenance).write_parquet(out / "truth/rows.parquet")
+    errors.close()
+    provenance.close()
     return manifest
 
 
