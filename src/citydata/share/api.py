@@ -18,6 +18,7 @@ import orjson
 from fastapi import APIRouter, Body, Depends, HTTPException, Request
 from fastapi.responses import Response, StreamingResponse
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
 from citydata.accounts.models import User
 from citydata.share import audit, gateway, service, webhooks
@@ -135,18 +136,26 @@ async def _serve(
     request: Request,
     action: str,
     work: Callable[[Session, gateway.Caller, gateway.Resource, dict, _Call], Response | tuple],
+    by_key: bool = False,
 ) -> Response:
-    """Check the caller and build the answer, then send it once its audit entry is committed.
-    The checks and the read run on the event loop: they are a few sub-millisecond indexed
-    queries, and handing them to a worker thread cost more than they do (threads waiting on the
-    GIL). Only the audit commit is waited for, without holding a thread."""
+    """Check the caller and build the answer, then send it once its audit entry is committed;
+    the commit is awaited without holding a thread.
+
+    ``by_key`` calls (lookup, verify: at most 100 keys, indexed) run on the event loop: they are
+    a few sub-millisecond queries, and handing them to a worker thread cost more than they do
+    (threads queueing for the GIL). The rest — filters that may scan, the change feed, exports —
+    run on a worker thread, so a slow one never holds up the others."""
     call = _Call(request, action)
     try:
         body = await _body(request)
-        with call.store.session() as session:
-            caller, res = call.open(session, body)
-            result = work(session, caller, res, body, call)
-        response = result if isinstance(result, Response) else call.answer(*result)
+
+        def answer() -> Response:
+            with call.store.session() as session:
+                caller, res = call.open(session, body)
+                result = work(session, caller, res, body, call)
+            return result if isinstance(result, Response) else call.answer(*result)
+
+        response = answer() if by_key else await run_in_threadpool(answer)
     except ShareError as exc:
         response = call.error(exc)
     return await call.sealed(response)
@@ -180,7 +189,7 @@ async def lookup(request: Request) -> Response:
         found = gateway.lookup(session, caller, res, keys, fields)
         return _delivered(found, fields), len(found.records), found.subjects
 
-    return await _serve(request, "lookup", work)
+    return await _serve(request, "lookup", work, by_key=True)
 
 
 @share_router.post("/verify")
@@ -194,7 +203,7 @@ async def verify(request: Request) -> Response:
         answer, found, subjects = gateway.verify(session, caller, res, body.get("key"), claims)
         return {"found": found, "result": answer}, int(found), subjects
 
-    return await _serve(request, "verify", work)
+    return await _serve(request, "verify", work, by_key=True)
 
 
 @share_router.post("/query")
