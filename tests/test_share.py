@@ -304,7 +304,7 @@ def test_export_streams_every_row_masked(city, api):
         )
         assert closing.query == {"export_request_id": jsonl.headers["X-Request-Id"]}
         assert closing.response_hash == hashlib.sha256(jsonl.content).hexdigest()
-        assert (closing.rows, closing.key_id) == (2, headers["key_id"])
+        assert (closing.rows, closing.key_id, closing.subjects) == (2, headers["key_id"], [])
         assert audit.verify(session).ok
 
 

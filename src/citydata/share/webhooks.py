@@ -155,10 +155,13 @@ def _claim_due(session: Session, now: datetime) -> list[Notice]:
     for sub, app in due:
         if current_status(app, now.date()) != "approved":  # revoked or expired: no more notices
             continue
-        res = gateway.resource(session, app.class_code)
+        try:
+            base = _feed_base(gateway.resource(session, app.class_code))
+        except ShareError:  # the class has left the catalog or the bases: nothing to tell
+            continue
         changes = session.execute(
             select(MasterChange.id, MasterChange.master_id, MasterChange.kind)
-            .where(MasterChange.base == _feed_base(res), MasterChange.id > sub.cursor)
+            .where(MasterChange.base == base, MasterChange.id > sub.cursor)
             .order_by(MasterChange.id)
             .limit(CHANGES_PER_NOTICE)
         ).all()
@@ -210,7 +213,7 @@ def post(url: str, body: bytes, headers: dict[str, str]) -> tuple[bool, str]:
             return 200 <= response.status < 300, f"HTTP {response.status}"
     except urllib.error.HTTPError as exc:
         return False, f"HTTP {exc.code}"
-    except (urllib.error.URLError, OSError) as exc:
+    except (urllib.error.URLError, OSError, ValueError) as exc:  # ValueError: an odd URL
         return False, str(getattr(exc, "reason", exc))[:200]
 
 
