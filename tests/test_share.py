@@ -782,3 +782,51 @@ def test_the_running_server_sends_due_notices_by_itself(city, people, receiver, 
             time.sleep(0.05)
     assert len(receiver.got) == 1
     assert orjson.loads(receiver.got[0][1])["changes"][0]["kind"] == "upsert"
+
+
+def test_a_call_that_gave_up_waiting_does_not_stop_the_audit_writer(city):
+    """A waiter that timed out cancels its future; the writer must still settle the others."""
+    import asyncio
+    import threading
+
+    log = audit.AuditLog(city)
+    release = threading.Event()
+    commit = log.commit
+
+    def slow(entries):
+        release.wait(10)
+        return commit(entries)
+
+    log.commit = slow
+    entry = {
+        **dict.fromkeys(["key_id", "consumer_code", "system_name", "application_id"]),
+        **dict.fromkeys(["class_code"]),
+        **dict.fromkeys(["end_user", "case_id", "client_ip", "response_hash"], ""),
+        "action": "lookup",
+        "fields": [],
+        "query": {},
+        "rows": 0,
+        "subjects": [],
+        "outcome": "ok",
+        "status_code": 200,
+    }
+
+    async def main():
+        from datetime import UTC, datetime
+
+        def one(i):
+            return {**entry, "at": datetime.now(UTC), "request_id": f"gave-up-{i}"}
+
+        first = asyncio.ensure_future(log.write(one(1)))
+        await asyncio.sleep(0.1)  # the writer holds [1], so 2 and 3 queue as one group
+        gave_up = asyncio.ensure_future(log.write(one(2)))
+        third = asyncio.ensure_future(log.write(one(3)))
+        await asyncio.sleep(0.1)
+        gave_up.cancel()  # as wait_for does on its timeout
+        release.set()
+        return await first, await asyncio.wait_for(third, 5)
+
+    assert asyncio.run(main()) == (1, 3)  # all written, in order; the second waiter just left
+    assert log._thread.is_alive()
+    with city.session() as session:
+        assert audit.verify(session).ok

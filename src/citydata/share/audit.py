@@ -12,7 +12,7 @@ import asyncio
 import hashlib
 import queue
 import threading
-from concurrent.futures import Future
+from concurrent.futures import Future, InvalidStateError
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -112,6 +112,18 @@ def append(session: Session, entries: list[dict[str, Any]]) -> list[int]:
     return [r["id"] for r in rows]
 
 
+def _settle(done: Future, outcome: int | Exception) -> None:
+    """Tell the waiting call; one that gave up (timed out, its future cancelled) needs nothing,
+    and must not stop the writer."""
+    try:
+        if isinstance(outcome, Exception):
+            done.set_exception(outcome)
+        else:
+            done.set_result(outcome)
+    except InvalidStateError:
+        pass
+
+
 class AuditLog:
     """The per-process writer. ``write`` returns once the entry is committed, or raises; the
     caller awaits it without holding a thread."""
@@ -160,10 +172,10 @@ class AuditLog:
                 ids = self.commit([entry for entry, _ in group])
             except Exception as exc:  # every waiting call fails: none returns data
                 for _, done in group:
-                    done.set_exception(exc)
+                    _settle(done, exc)
                 continue
             for (_, done), entry_id in zip(group, ids, strict=True):
-                done.set_result(entry_id)
+                _settle(done, entry_id)
 
     def commit(self, entries: list[dict[str, Any]]) -> list[int]:
         with self.store.session() as session:
