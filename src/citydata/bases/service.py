@@ -400,7 +400,6 @@ def _match_unkeyed(
     ids: _MasterIds,
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Links for rows without a valid key, and the uncertain (row, master, probability) pairs."""
-    link_schema = LINK_SCHEMA
     review_schema = {
         "batch_id": pl.Int64,
         "row": pl.Int64,
@@ -409,7 +408,7 @@ def _match_unkeyed(
         "probability": pl.Float64,
     }
     if unkeyed.height == 0:
-        return pl.DataFrame(schema=link_schema), pl.DataFrame(schema=review_schema)
+        return pl.DataFrame(schema=LINK_SCHEMA), pl.DataFrame(schema=review_schema)
     decisions = _decisions(session, base)
     confirmed = (
         unkeyed.join(decisions.filter(pl.col("status") == "confirmed"), on=ROW_KEY)
@@ -424,7 +423,7 @@ def _match_unkeyed(
     )
     unkeyed = unkeyed.join(confirmed.select(ROW_KEY), on=ROW_KEY, how="anti")
     if unkeyed.height == 0:
-        return confirmed.cast(link_schema), pl.DataFrame(schema=review_schema)
+        return confirmed.cast(LINK_SCHEMA), pl.DataFrame(schema=review_schema)
     # Candidates: resolved rows sharing a blocking value with an unkeyed row.
     pool = rows.join(resolved.select(*ROW_KEY, "master_id"), on=ROW_KEY)
     settings = MatchSettings(record_id=UID, columns=dict(base.attributes))
@@ -518,7 +517,7 @@ def _match_unkeyed(
     else:
         placed = placed.with_columns(pl.lit("match").alias("method"))
     links = pl.concat(
-        [confirmed.cast(link_schema), placed.select(list(link_schema)).cast(link_schema)]
+        [confirmed.cast(LINK_SCHEMA), placed.select(list(LINK_SCHEMA)).cast(LINK_SCHEMA)]
     )
     reviews = (
         edges.filter(pl.col("match_probability") < settings.match_threshold)

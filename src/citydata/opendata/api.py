@@ -3,8 +3,6 @@ catalogue as JSON Lines. Anonymous use is rate-limited per IP address; files str
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Callable, Iterator
 from datetime import date
 from typing import Any
@@ -23,30 +21,6 @@ from citydata.share.service import released_to
 
 router = APIRouter(tags=["opendata 开放数据 (CKAN)"])
 JSON = "application/json"
-
-
-class IpLimiter:
-    """Anonymous calls per IP address and minute (a fixed window)."""
-
-    def __init__(self, per_minute: int):
-        self.per_minute = per_minute
-        self._lock = threading.Lock()
-        self._seen: dict[str, tuple[int, int]] = {}
-
-    def check(self, ip: str, now: float | None = None) -> int | None:
-        """None when the call may go on, else the seconds to wait."""
-        now = now or time.time()
-        window = int(now // 60)
-        with self._lock:
-            if len(self._seen) > 100_000:  # forget old windows, keep memory bounded
-                self._seen = {k: v for k, v in self._seen.items() if v[0] == window}
-            seen_window, used = self._seen.get(ip, (window, 0))
-            if seen_window != window:
-                used = 0
-            if used >= self.per_minute:
-                return 60 - int(now % 60)
-            self._seen[ip] = (window, used + 1)
-        return None
 
 
 def catalogue(request: Request) -> Catalogue:
@@ -75,7 +49,7 @@ def may_read(session: Session, user: User | None, ds: Dataset) -> bool:
 
 def limited(request: Request) -> int | None:
     ip = request.client.host if request.client else ""
-    return request.app.state.open_limiter.check(ip)
+    return request.app.state.open_limiter.take(ip, request.app.state.settings.open_rate_per_minute)
 
 
 # ---------------------------------------------------------------- CKAN's envelope

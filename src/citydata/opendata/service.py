@@ -11,7 +11,6 @@ and answered from memory; the rows stay in the database and are paged by keyset.
 
 from __future__ import annotations
 
-import base64
 import threading
 import tomllib
 from collections import Counter
@@ -39,6 +38,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from citydata.catalog import vocab
 from citydata.catalog.models import ResourceClass
+from citydata.db import keyset
 from citydata.db.base import as_utc
 from citydata.db.engine import Store
 from citydata.ingest import staging
@@ -554,20 +554,6 @@ def datastore_fields(ds: Dataset) -> list[dict[str, Any]]:
     ]
 
 
-def _cursor(values: tuple) -> str:
-    return base64.urlsafe_b64encode(orjson.dumps(list(values))).decode().rstrip("=")
-
-
-def _uncursor(cursor: str) -> list:
-    try:
-        values = orjson.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-    except ValueError as exc:
-        raise OpenDataError("next_page 无效") from exc
-    if not isinstance(values, list):
-        raise OpenDataError("next_page 无效")
-    return values
-
-
 @dataclass
 class Page:
     fields: list[dict[str, Any]]
@@ -650,12 +636,14 @@ def datastore_search(
             else:
                 raise OpenDataError(f"sort 中的字段「{name}」不存在")
             order += [c.desc() if direction.strip().lower() == "desc" else c for c in cols]
-    keyset = src.keyset and sort.strip() in {"", "_id", "_id asc"}
+    paged_by_key = src.keyset and sort.strip() in {"", "_id", "_id asc"}
     if next_page:
-        if not keyset:
+        if not paged_by_key:
             raise OpenDataError("next_page 只能用于按 _id 排序的查询")
-        after = _uncursor(next_page)
-        where.append(tuple_(*src.order(source)) > tuple_(*[literal(v) for v in after]))
+        after = keyset.decode(next_page)
+        if after is None:
+            raise OpenDataError("next_page 无效")
+        where.append(keyset.after(src.order(source), after))
         offset = 0
     id_col = src.id_expr(source).label("_id")
     stmt: Select = (
@@ -676,8 +664,8 @@ def datastore_search(
             record["_id"] = offset + i + 1
         records.append({k: record[k] for k in wanted})
     cursor = None
-    if keyset and more and result:
-        cursor = _cursor(tuple(result[-1][len(columns) :]))
+    if paged_by_key and more and result:
+        cursor = keyset.encode(result[-1][len(columns) :])
     total, estimated = None, False
     if include_total:
         if not where and ds.source_kind == "department":
@@ -701,7 +689,7 @@ def iter_rows(session: Session, ds: Dataset, chunk: int = 50_000) -> Iterator[li
     while True:
         stmt = select(*[source.c[n] for n in names], *order).order_by(*order).limit(chunk)
         if src.keyset and after is not None:
-            stmt = stmt.where(tuple_(*order) > tuple_(*[literal(v) for v in after]))
+            stmt = stmt.where(keyset.after(order, after))
         elif not src.keyset:
             stmt = stmt.offset(offset)
         rows = session.execute(stmt).all()

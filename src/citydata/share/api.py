@@ -327,7 +327,7 @@ def _hashed(chunks: Iterator[bytes], call: _Call) -> Iterator[bytes]:
         **call.entry,
         "at": datetime.now(UTC),
         "request_id": str(uuid.uuid4()),
-        "action": "export_end",
+        "action": audit.EXPORT_END,
         "query": {"export_request_id": call.request_id},
         "subjects": [],  # named by the opening entry: one read, counted once
         "response_hash": digest.hexdigest(),

@@ -7,7 +7,6 @@ leaves masked unless the approval grants it in clear."""
 
 from __future__ import annotations
 
-import base64
 import threading
 import time
 from collections.abc import Iterator
@@ -15,7 +14,6 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 
-import orjson
 import polars as pl
 from sqlalchemy import (
     Select,
@@ -26,7 +24,6 @@ from sqlalchemy import (
     literal,
     select,
     table,
-    tuple_,
 )
 from sqlalchemy.orm import Session
 
@@ -34,8 +31,9 @@ from citydata.bases.models import MasterChange
 from citydata.bases.service import base_for_class
 from citydata.catalog.models import ResourceClass
 from citydata.catalog.service import get_class
+from citydata.db import keyset
 from citydata.ingest import staging
-from citydata.share.audit import AuditEntry
+from citydata.share.audit import IS_CALL, AuditEntry
 from citydata.share.masking import PERSONAL, mask_frame, mask_kind, mask_value
 from citydata.share.models import STATUS, ShareApplication, ShareCredential
 from citydata.share.service import (
@@ -45,6 +43,7 @@ from citydata.share.service import (
     ip_allowed,
     secret_matches,
 )
+from citydata.web.ratelimit import MinuteWindows
 
 MAX_KEYS = 100
 MAX_LIMIT = 1000
@@ -154,12 +153,11 @@ class Limiter:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._minute: dict[str, tuple[int, int]] = {}
+        self._minute = MinuteWindows()
         self._day: dict[str, tuple[date, int]] = {}
 
     def check(self, session: Session, caller: Caller, now: float | None = None) -> None:
         now = now or time.time()
-        window = int(now // 60)
         today = datetime.fromtimestamp(now, UTC).date()
         with self._lock:
             seen = self._day.get(caller.key_id)
@@ -170,7 +168,7 @@ class Limiter:
                     AuditEntry.key_id == caller.key_id,
                     AuditEntry.at >= start,
                     AuditEntry.outcome == "ok",
-                    AuditEntry.action != "export_end",  # an export's closing entry
+                    IS_CALL,
                 )
             )
             seen = (today, used or 0)
@@ -178,15 +176,12 @@ class Limiter:
             day, used_today = self._day.get(caller.key_id, seen)
             if day != today:
                 day, used_today = seen
-            minute, used_minute = self._minute.get(caller.key_id, (window, 0))
-            if minute != window:
-                used_minute = 0
             if used_today >= caller.daily_volume:
                 tomorrow = datetime.combine(today, datetime.min.time(), UTC).timestamp() + 86400
                 raise _too_many("已用完今日调用配额", int(tomorrow - now) + 1)
-            if used_minute >= caller.rate_per_minute:
-                raise _too_many("调用过于频繁", 60 - int(now % 60))
-            self._minute[caller.key_id] = (window, used_minute + 1)
+            wait = self._minute.take(caller.key_id, caller.rate_per_minute, now)
+            if wait is not None:
+                raise _too_many("调用过于频繁", wait)
             self._day[caller.key_id] = (today, used_today + 1)
 
 
@@ -378,14 +373,21 @@ def _check_limit(limit: int) -> None:
         raise ShareError(f"limit 应在 1–{MAX_LIMIT} 之间", "bad_limit")
 
 
-def encode_cursor(values: list[Any]) -> str:
-    return base64.urlsafe_b64encode(orjson.dumps(values)).decode().rstrip("=")
+def _after(cursor: str, size: int = 1) -> list[Any]:
+    """The position a cursor names: ``size`` values."""
+    values = keyset.decode(cursor)
+    if values is None or len(values) != size:
+        raise ShareError("cursor 无效", "bad_cursor")
+    return values
 
 
-def _after(cursor: str) -> list[Any]:
+def _position(cursor: str | None) -> int:
+    """A one-number cursor (an offset, a change id); 0 without one."""
+    if not cursor:
+        return 0
     try:
-        return orjson.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-    except ValueError as exc:
+        return int(_after(cursor)[0])
+    except (TypeError, ValueError) as exc:
         raise ShareError("cursor 无效", "bad_cursor") from exc
 
 
@@ -426,13 +428,10 @@ def query(
     if order:
         stmt = stmt.add_columns(*[c.label(f"_o{i}") for i, c in enumerate(order)]).order_by(*order)
         if cursor:
-            after = _after(cursor)
-            if len(after) != len(order):
-                raise ShareError("cursor 无效", "bad_cursor")
-            stmt = stmt.where(tuple_(*order) > tuple_(*[literal(v) for v in after]))
+            stmt = stmt.where(keyset.after(order, _after(cursor, len(order))))
         offset = 0
     else:
-        offset = int(_after(cursor)[0]) if cursor else 0
+        offset = _position(cursor)
         stmt = stmt.offset(offset)
     result = session.execute(stmt.limit(limit + 1))
     rows, columns = result.all(), list(result.keys())
@@ -441,7 +440,7 @@ def query(
     delivery = _deliver(caller, res, rows, columns, fields)
     if more:
         last = dict(zip(columns, rows[-1], strict=True))
-        delivery.next_cursor = encode_cursor(
+        delivery.next_cursor = keyset.encode(
             [last[f"_o{i}"] for i in range(len(order))] if order else [offset + limit]
         )
     return delivery
@@ -509,6 +508,27 @@ def _same(held: Any, claimed: Any) -> bool:
     return str(held).strip().upper() == str(claimed).strip().upper()
 
 
+def feed_base(res: Resource) -> str:
+    """The base whose changes a class's feed follows: only base-database classes have one."""
+    if res.kind != "base" or res.base is None:
+        raise ShareError("变更订阅目前只提供基础库类资源", "no_feed")
+    return res.base
+
+
+def feed(session: Session, base: str, after: int, limit: int) -> list:
+    """The base's changes after change ``after``, oldest first: (id, master_id, kind, at)."""
+    return session.execute(
+        select(MasterChange.id, MasterChange.master_id, MasterChange.kind, MasterChange.at)
+        .where(MasterChange.base == base, MasterChange.id > after)
+        .order_by(MasterChange.id)
+        .limit(limit)
+    ).all()
+
+
+def feed_cursor(change_id: int) -> str:
+    return keyset.encode([change_id])
+
+
 def changes(
     session: Session,
     caller: Caller,
@@ -519,16 +539,9 @@ def changes(
 ) -> Delivery:
     """Masters of a base class changed since ``cursor``: each change's kind, and for an upsert
     the record as it is now (granted fields, masked)."""
-    if res.kind != "base":
-        raise ShareError("变更订阅目前只提供基础库类资源", "no_feed")
+    base = feed_base(res)
     _check_limit(limit)
-    after = int(_after(cursor)[0]) if cursor else 0
-    found = session.execute(
-        select(MasterChange.id, MasterChange.master_id, MasterChange.kind, MasterChange.at)
-        .where(MasterChange.base == res.base, MasterChange.id > after)
-        .order_by(MasterChange.id)
-        .limit(limit)
-    ).all()
+    found = feed(session, base, _position(cursor), limit)
     ids = sorted({m for _, m, kind, _ in found if kind == "upsert"})
     source = _source(res, fields)
     current = {}
@@ -551,5 +564,5 @@ def changes(
         }
         for change_id, master_id, kind, at in found
     ]
-    next_cursor = encode_cursor([found[-1][0]]) if found else cursor
+    next_cursor = feed_cursor(found[-1][0]) if found else cursor
     return Delivery(records, sorted(current), next_cursor)

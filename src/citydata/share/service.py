@@ -162,11 +162,7 @@ def apply(
         applicant=user.username,
         status="pending",
     )
-    session.add(app)
-    session.flush()
-    _record(session, app, "submit", user.username)
-    _route(session, app, rc.share_type, rc.share_condition, today, response_workdays)
-    return app
+    return _submit(session, app, rc.share_type, rc.share_condition, today, response_workdays)
 
 
 OPEN_SYSTEM = "开放数据门户"
@@ -209,11 +205,7 @@ def apply_open(
         applicant=user.username,
         status="pending",
     )
-    session.add(app)
-    session.flush()
-    _record(session, app, "submit", user.username)
-    _route(session, app, rc.open_type, rc.open_condition, today, response_workdays)
-    return app
+    return _submit(session, app, rc.open_type, rc.open_condition, today, response_workdays)
 
 
 def released_to(
@@ -237,6 +229,22 @@ def released_to(
 # Anything else (有条件共享 / 有条件开放) waits for the provider's answer.
 _AT_ONCE = {"unconditional": "无条件共享", "open": "普遍开放"}
 _REFUSED = {"none": "不予共享", "closed": "不予开放"}
+
+
+def _submit(
+    session: Session,
+    app: ShareApplication,
+    attribute: str,
+    condition: str,
+    today: date,
+    workdays: int,
+) -> ShareApplication:
+    """Keep a new application, its submission, and what the class's attribute says next."""
+    session.add(app)
+    session.flush()
+    _record(session, app, "submit", app.applicant)
+    _route(session, app, attribute, condition, today, workdays)
+    return app
 
 
 def _route(

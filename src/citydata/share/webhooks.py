@@ -43,12 +43,6 @@ CLAIM = timedelta(minutes=1)  # a sender that dies mid-notice frees the subscrip
 TIMEOUT_SECONDS = 5
 
 
-def _feed_base(res: gateway.Resource) -> str:
-    if res.kind != "base" or res.base is None:
-        raise ShareError("变更订阅目前只提供基础库类资源", "no_feed")
-    return res.base
-
-
 def _check_url(url: object) -> str:
     parts = urlsplit(url) if isinstance(url, str) else None
     if parts is None or parts.scheme not in {"http", "https"} or not parts.hostname:
@@ -62,7 +56,7 @@ def subscription_dict(sub: ShareSubscription) -> dict:
     return {
         "id": sub.id,
         "url": sub.url,
-        "cursor": gateway.encode_cursor([sub.cursor]),
+        "cursor": gateway.feed_cursor(sub.cursor),
         "failures": sub.failures,
         "next_attempt_at": as_utc(sub.next_attempt_at).isoformat() if sub.next_attempt_at else None,
         "last_status": sub.last_status,
@@ -76,7 +70,7 @@ def subscribe(
 ) -> tuple[ShareSubscription, str]:
     """(the subscription, its signing secret — shown once). Notices start with the changes
     after this moment; earlier ones are in the feed."""
-    base = _feed_base(res)
+    base = gateway.feed_base(res)
     url = _check_url(url)
     active = session.scalar(
         select(func.count()).where(
@@ -139,16 +133,13 @@ class Notice:
 
 def _claim_due(session: Session, now: datetime) -> list[Notice]:
     """The notices due now, each subscription claimed for ``CLAIM`` by this sender."""
+    due_now = or_(
+        ShareSubscription.next_attempt_at.is_(None), ShareSubscription.next_attempt_at <= now
+    )
     due = session.execute(
         select(ShareSubscription, ShareApplication)
         .join(ShareApplication, ShareApplication.id == ShareSubscription.application_id)
-        .where(
-            ShareSubscription.ended_at.is_(None),
-            or_(
-                ShareSubscription.next_attempt_at.is_(None),
-                ShareSubscription.next_attempt_at <= now,
-            ),
-        )
+        .where(ShareSubscription.ended_at.is_(None), due_now)
         .order_by(ShareSubscription.id)
     ).all()
     notices = []
@@ -156,27 +147,15 @@ def _claim_due(session: Session, now: datetime) -> list[Notice]:
         if current_status(app, now.date()) != "approved":  # revoked or expired: no more notices
             continue
         try:
-            base = _feed_base(gateway.resource(session, app.class_code))
+            base = gateway.feed_base(gateway.resource(session, app.class_code))
         except ShareError:  # the class has left the catalog or the bases: nothing to tell
             continue
-        changes = session.execute(
-            select(MasterChange.id, MasterChange.master_id, MasterChange.kind)
-            .where(MasterChange.base == base, MasterChange.id > sub.cursor)
-            .order_by(MasterChange.id)
-            .limit(CHANGES_PER_NOTICE)
-        ).all()
+        changes = gateway.feed(session, base, sub.cursor, CHANGES_PER_NOTICE)
         if not changes:
             continue
         claimed = session.execute(
             update(ShareSubscription)
-            .where(
-                ShareSubscription.id == sub.id,
-                ShareSubscription.cursor == sub.cursor,
-                or_(
-                    ShareSubscription.next_attempt_at.is_(None),
-                    ShareSubscription.next_attempt_at <= now,
-                ),
-            )
+            .where(ShareSubscription.id == sub.id, ShareSubscription.cursor == sub.cursor, due_now)
             .values(next_attempt_at=now + CLAIM)
             .execution_options(synchronize_session=False)  # the rows read above are not reused
         ).rowcount
@@ -186,8 +165,8 @@ def _claim_due(session: Session, now: datetime) -> list[Notice]:
             {
                 "subscription": sub.id,
                 "class_code": app.class_code,
-                "since_cursor": gateway.encode_cursor([sub.cursor]),
-                "cursor": gateway.encode_cursor([changes[-1].id]),
+                "since_cursor": gateway.feed_cursor(sub.cursor),
+                "cursor": gateway.feed_cursor(changes[-1].id),
                 "changes": [
                     {"change": c.id, "master_id": c.master_id, "kind": c.kind} for c in changes
                 ],

@@ -39,6 +39,7 @@ from citydata.share.audit import AuditLog, usage, usage_totals
 from citydata.share.gateway import Limiter
 from citydata.web.auth import LoginRequired, check_csrf, current_user
 from citydata.web.i18n import LANGUAGES
+from citydata.web.ratelimit import MinuteWindows
 from citydata.web.render import render
 
 # The seed's targets: 35 units, 289 aggregated classes, 700 shared classes.
@@ -89,7 +90,7 @@ def create_app(store: Store | None = None, settings: Settings | None = None) -> 
     app.state.audit = AuditLog(store)
     app.state.limiter = Limiter()
     app.state.catalogue = Catalogue(store)
-    app.state.open_limiter = open_api.IpLimiter(settings.open_rate_per_minute)
+    app.state.open_limiter = MinuteWindows()  # anonymous open-data calls per IP address
     app.add_middleware(SessionMiddleware, secret_key=secret, same_site="lax", https_only=False)
     app.mount(
         "/static", StaticFiles(directory=str(Path(__file__).parent / "static")), name="static"
