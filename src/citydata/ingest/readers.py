@@ -147,6 +147,9 @@ def read_xlsx(path: Path) -> pl.DataFrame:
 
 
 CHUNK_ROWS = 250_000
+# The first chunk is cut short so that writing starts early: the rest of it is validated while
+# these rows are already on their way to the database.
+FIRST_CHUNK_ROWS = 25_000
 
 
 def _tidy(frame: pl.DataFrame) -> pl.DataFrame:
@@ -189,9 +192,15 @@ class Source:
     batches: Iterator[pl.DataFrame]
 
     def chunks(self) -> Iterator[pl.DataFrame]:
+        first = True
         for batch in self.batches:
-            if batch.height:
-                yield _tidy(batch)
+            if not batch.height:
+                continue
+            if first and batch.height > FIRST_CHUNK_ROWS:
+                yield _tidy(batch.slice(0, FIRST_CHUNK_ROWS))
+                batch = batch.slice(FIRST_CHUNK_ROWS)
+            first = False
+            yield _tidy(batch)
 
 
 @contextmanager

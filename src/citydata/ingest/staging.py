@@ -8,7 +8,6 @@ through an ADBC-written spool file (see _SpooledSqliteTransaction); on PostgreSQ
 
 from __future__ import annotations
 
-import io
 import re
 import tempfile
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -86,13 +85,15 @@ def insert_frame(conn: Connection, table: Table, frame: pl.DataFrame) -> None:
     frame = frame.select(columns)
     raw = conn.connection.driver_connection
     if conn.dialect.name == "postgresql":
-        buffer = io.BytesIO()  # bytes straight from Polars: no Python str in between
-        frame.write_csv(buffer, include_header=False, null_value="\\N", quote_style="necessary")
         names = ", ".join(f'"{c}"' for c in columns)
         with raw.cursor().copy(
             f"COPY {table.name} ({names}) FROM STDIN WITH (FORMAT csv, NULL '\\N')"
         ) as copy:
-            copy.write(buffer.getbuffer())
+            # Polars hands the CSV over in pieces as it writes it: the server is already
+            # parsing the first rows while the last are being formatted.
+            frame.write_csv(
+                _Pieces(copy), include_header=False, null_value="\\N", quote_style="necessary"
+            )
     else:
         frame = frame.with_columns(  # SQLite keeps naive UTC, as SQLAlchemy writes it
             pl.col(c).dt.convert_time_zone("UTC").dt.replace_time_zone(None)
@@ -105,6 +106,17 @@ def insert_frame(conn: Connection, table: Table, frame: pl.DataFrame) -> None:
         cursor.executemany(
             f"INSERT INTO {table.name} ({names}) VALUES ({marks})", frame.iter_rows()
         )
+
+
+class _Pieces:
+    """A COPY as the file Polars writes to: ``write`` must answer with the bytes taken."""
+
+    def __init__(self, copy: Any):
+        self.copy = copy
+
+    def write(self, data: bytes) -> int:
+        self.copy.write(data)
+        return len(data)
 
 
 def delete_keys(conn: Connection, table: Table, keys: list[str], frame: pl.DataFrame) -> int:
@@ -189,7 +201,9 @@ class _SpooledSqliteTransaction:
         self.key_table: tuple[Table, list[str]] | None = None
 
     def _spool(self, name: str, frame: pl.DataFrame) -> None:
-        self.cur.adbc_ingest(name, frame.to_arrow(), mode="create_append")
+        # String views as they are (the driver binds them): no copy into Arrow's older layout.
+        arrow = frame.to_arrow(compat_level=pl.CompatLevel.newest())
+        self.cur.adbc_ingest(name, arrow, mode="create_append")
         self.spooled.setdefault(name, frame.columns)
 
     def clear(self, table: Table) -> None:
