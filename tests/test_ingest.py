@@ -257,6 +257,31 @@ def test_modes_append_upsert_delete_replace(store, sample_catalog, tmp_path):
     ]
 
 
+def test_a_field_added_to_the_class_later_gets_its_own_values(store, sample_catalog, tmp_path):
+    """The staging table gains the column at its end, while the field sits in the middle of the
+    class: each value must still land in its own column, and a field left out stays empty."""
+    from citydata.catalog.models import Field
+    from citydata.catalog.service import get_class
+
+    first = service.ingest(store, write(people_frame(GOOD[:1]), tmp_path / "a.csv"), POP)
+    with store.session() as session:
+        rc = get_class(session, POP)
+        for f in rc.fields:
+            f.position += f.position >= 2  # the new field goes in as the third
+        rc.fields.append(Field(position=2, name="former_name", label="曾用名", data_type="C"))
+    frame = people_frame(GOOD[1:2]).drop("户籍地址").with_columns(曾用名=pl.lit("李小四"))
+    second = service.ingest(
+        store, write(frame.select(reversed(frame.columns)), tmp_path / "b.csv"), POP
+    )
+    assert second.status == "committed", second.message
+    rows = staged(store)
+    assert rows["former_name"].to_list() == [None, "李小四"]
+    assert rows["name"].to_list() == ["张三", "李四"]
+    assert rows["phone"].to_list() == [GOOD[0][7], GOOD[1][7]]
+    assert rows["address"].to_list() == [GOOD[0][6], None]
+    assert rows["_batch_id"].to_list() == [first.batch_id, second.batch_id]
+
+
 def test_same_file_twice_is_a_no_op_that_says_so(store, sample_catalog, tmp_path):
     path = write(people_frame(), tmp_path / "p.csv")
     first = service.ingest(store, path, POP)

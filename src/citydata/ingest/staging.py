@@ -57,8 +57,10 @@ def staging_table(rc: ResourceClass) -> Table:
         Column(ROW, Integer, nullable=False),
         *[Column(f.name, Text) for f in rc.fields],
         # Rows arrive in batch order, so on PostgreSQL a BRIN index finds a batch's rows at a
-        # fraction of a b-tree's cost to maintain during COPY; SQLite gets a b-tree.
-        Index(f"ix_{name}_batch", BATCH, postgresql_using="brin"),
+        # fraction of a b-tree's cost to maintain during COPY. SQLite gets none: its rows of a
+        # batch lie together anyway, and an index would stop the spool's rows being copied
+        # over record by record (see _SpooledSqliteTransaction).
+        Index(f"ix_{name}_batch", BATCH, postgresql_using="brin").ddl_if(dialect="postgresql"),
     )
 
 
@@ -74,7 +76,19 @@ def create_or_extend(conn: Connection, table: Table) -> Table:
 
 
 def ensure_table(conn: Connection, rc: ResourceClass) -> Table:
-    return create_or_extend(conn, staging_table(rc))
+    table = create_or_extend(conn, staging_table(rc))
+    if conn.dialect.name == "sqlite":  # made by an earlier version, see staging_table
+        conn.exec_driver_sql(f"DROP INDEX IF EXISTS ix_{table.name}_batch")
+    return table
+
+
+def sqlite_layout(conn: Connection, name: str) -> tuple[str, list[str]]:
+    """A SQLite table's CREATE statement as stored, and its columns in their stored order
+    (a column added later comes last, wherever its field sits in the class)."""
+    ddl = conn.exec_driver_sql(
+        "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ?", (name,)
+    ).scalar_one()
+    return ddl, [row[1] for row in conn.exec_driver_sql(f'PRAGMA table_info("{name}")')]
 
 
 def insert_frame(conn: Connection, table: Table, frame: pl.DataFrame) -> None:
@@ -181,9 +195,13 @@ class _SpooledSqliteTransaction:
     ~3x faster than executemany) into a scratch SQLite file while the next chunk is validated;
     at the end one transaction on the store's own connection applies them with INSERT ... SELECT
     from the attached spool. The spool is a separate file that only ADBC has open until it is
-    closed: two SQLite libraries must never hold the same file at once."""
+    closed: two SQLite libraries must never hold the same file at once.
 
-    def __init__(self, engine: Engine):
+    The staging table's spool is made with the table's own CREATE statement, so the final
+    ``INSERT INTO t SELECT * FROM spool.t`` is SQLite's transfer case: records are copied as
+    they are, not decoded and built again (half the time of a listed-column copy)."""
+
+    def __init__(self, engine: Engine, staged: Table, layout: tuple[str, list[str]]):
         import adbc_driver_sqlite.dbapi
 
         self.engine = engine
@@ -195,16 +213,19 @@ class _SpooledSqliteTransaction:
         self.cur = self.spool.cursor()
         self.cur.execute("PRAGMA journal_mode = OFF")  # scratch data: no journal, no fsync
         self.cur.execute("PRAGMA synchronous = OFF")
-        self.spooled: dict[str, list[str]] = {}  # table -> columns
+        self.staged = staged
+        ddl, self.staged_columns = layout
+        self.cur.execute(ddl)
+        self.staged_rows = 0
+        self.spooled: dict[str, list[str]] = {}  # other tables -> columns
         self.removed = 0
         self.cleared: Table | None = None
         self.key_table: tuple[Table, list[str]] | None = None
 
-    def _spool(self, name: str, frame: pl.DataFrame) -> None:
+    def _spool(self, name: str, frame: pl.DataFrame, mode: str = "create_append") -> None:
         # String views as they are (the driver binds them): no copy into Arrow's older layout.
         arrow = frame.to_arrow(compat_level=pl.CompatLevel.newest())
-        self.cur.adbc_ingest(name, arrow, mode="create_append")
-        self.spooled.setdefault(name, frame.columns)
+        self.cur.adbc_ingest(name, arrow, mode=mode)
 
     def clear(self, table: Table) -> None:
         self.cleared = table
@@ -215,10 +236,22 @@ class _SpooledSqliteTransaction:
             self._spool("_keys", frame.select(keys))
 
     def add(self, table: Table, frame: pl.DataFrame) -> None:
-        if frame.height:
+        if not frame.height:
+            return
+        if table is self.staged:  # every column, in the stored order (fields not sent: null)
             self._spool(
-                table.name, frame.select(c.name for c in table.columns if c.name in frame.columns)
+                table.name,
+                frame.select(
+                    c if c in frame.columns else pl.lit(None, pl.String).alias(c)
+                    for c in self.staged_columns
+                ),
+                mode="append",
             )
+            self.staged_rows += frame.height
+        else:
+            columns = [c.name for c in table.columns if c.name in frame.columns]
+            self._spool(table.name, frame.select(columns))
+            self.spooled.setdefault(table.name, columns)
 
     def finish(self, table: Table, key: int, values: dict[str, Any]) -> None:
         self.spool.close()
@@ -235,6 +268,9 @@ class _SpooledSqliteTransaction:
                         f"DELETE FROM main.{target.name} WHERE ({names}) IN "
                         f"(SELECT {names} FROM spool._keys)"
                     ).rowcount
+                if self.staged_rows:
+                    name = self.staged.name
+                    conn.exec_driver_sql(f"INSERT INTO main.{name} SELECT * FROM spool.{name}")
                 for name, columns in self.spooled.items():
                     if name != "_keys":
                         listed = ", ".join(f'"{c}"' for c in columns)
@@ -268,6 +304,8 @@ class BatchWriter:
     def __init__(self, engine: Engine, rc: ResourceClass, mode: str, keys: list[str]):
         with engine.begin() as conn:  # DDL first, on its own: an empty table changes no data
             self.table = ensure_table(conn, rc)
+            if engine.dialect.name == "sqlite":
+                self.layout = sqlite_layout(conn, self.table.name)
         self.mode, self.keys = mode, keys
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="batch-writer")
         self._last: Future | None = None
@@ -277,8 +315,10 @@ class BatchWriter:
         self._run(self._open, engine)
 
     def _open(self, engine: Engine) -> None:
-        kind = _SpooledSqliteTransaction if engine.dialect.name == "sqlite" else _DirectTransaction
-        self.txn = kind(engine)
+        if engine.dialect.name == "sqlite":
+            self.txn = _SpooledSqliteTransaction(engine, self.table, self.layout)
+        else:
+            self.txn = _DirectTransaction(engine)
         if self.mode == "replace":
             self.txn.clear(self.table)
 

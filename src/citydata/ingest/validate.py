@@ -17,21 +17,45 @@ TRUE_FALSE = ["是", "否", "true", "false", "1", "0", "Y", "N", "TRUE", "FALSE"
 ROW = "_row"
 
 
+def _first_that_parses(e: pl.Expr, parsers: list, dtype: pl.DataType) -> pl.Expr:
+    """Each value parsed by the first of ``parsers`` that reads it (null if none does). Later
+    parsers see only what the earlier ones left, so the usual layout costs a single pass."""
+
+    def run(values: pl.Series) -> pl.Series:
+        out = parsers[0](values)
+        for parse in parsers[1:]:
+            left = (out.is_null() & values.is_not_null()).arg_true()
+            if left.is_empty():
+                break
+            out = out.scatter(left, parse(values.gather(left)))
+        return out
+
+    return e.map_batches(run, return_dtype=dtype, is_elementwise=True)
+
+
+def _date_format(fmt: str, slashes: bool = False):  # noqa: ANN202
+    def parse(values: pl.Series) -> pl.Series:
+        if slashes:
+            values = values.str.replace_all("/", "-", literal=True)
+        # No cache: a column of birth dates has too many distinct values to gain from one.
+        return values.str.to_date(fmt, strict=False, cache=False)
+
+    return parse
+
+
+def _datetime_format(fmt: str):  # noqa: ANN202
+    return lambda values: values.str.to_datetime(fmt, strict=False, cache=False)
+
+
 def as_date(e: pl.Expr) -> pl.Expr:
     """2024-05-01, 2024/05/01 or 20240501 (null otherwise)."""
-    dashed = e.str.replace_all("/", "-", literal=True)
-    return pl.coalesce(
-        dashed.str.to_date("%Y-%m-%d", strict=False), e.str.to_date("%Y%m%d", strict=False)
-    )
+    parsers = [_date_format("%Y-%m-%d"), _date_format("%Y-%m-%d", True), _date_format("%Y%m%d")]
+    return _first_that_parses(e, parsers, pl.Date)
 
 
 def as_datetime(e: pl.Expr) -> pl.Expr:
-    return pl.coalesce(
-        e.str.to_datetime("%Y-%m-%d %H:%M:%S", strict=False),
-        e.str.to_datetime("%Y-%m-%dT%H:%M:%S", strict=False),
-        e.str.to_datetime("%Y-%m-%d %H:%M", strict=False),
-        e.str.to_datetime("%Y/%m/%d %H:%M:%S", strict=False),
-    )
+    formats = ["%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M", "%Y/%m/%d %H:%M:%S"]
+    return _first_that_parses(e, [_datetime_format(f) for f in formats], pl.Datetime("us"))
 
 
 def id_number_ok(e: pl.Expr) -> pl.Expr:
