@@ -339,7 +339,7 @@ def test_a_file_that_stops_being_utf8_past_its_first_mib_fails_naming_the_line(
 def test_a_batch_killed_midway_leaves_no_rows_and_is_marked_interrupted(
     store, sample_catalog, tmp_path
 ):
-    n = 1_000_000  # several seconds of work: the kill lands before the commit
+    n = 200_000
     big = pl.DataFrame(
         {
             "公民身份号码": [GOOD[0][0]] * n,
@@ -351,19 +351,34 @@ def test_a_batch_killed_midway_leaves_no_rows_and_is_marked_interrupted(
     )
     big = big.with_columns(pl.format("{}", pl.int_range(n)).alias("民族"))
     path = write(big, tmp_path / "big.csv")
-    code = (
-        "import sys; from pathlib import Path; from citydata.db.engine import Store; "
-        "from citydata.ingest.service import ingest; "
-        f"ingest(Store({store.url!r}), Path({str(path)!r}), {POP!r})"
-    )
+    written = tmp_path / "written"
+    # The child stops for good once three chunks have reached the database, uncommitted: the
+    # kill lands in the middle of the batch on every run, however fast the machine.
+    code = f"""
+import time
+from pathlib import Path
+from citydata.db.engine import Store
+from citydata.ingest import readers, service, staging
+
+readers.CHUNK_ROWS = 50_000
+write, calls = staging.BatchWriter.write, []
+
+def slow_write(self, *args):
+    write(self, *args)
+    calls.append(1)
+    if len(calls) == 3:
+        self._last.result()  # this chunk and the two before it are written
+        Path({str(written)!r}).touch()
+        time.sleep(600)
+
+staging.BatchWriter.write = slow_write
+service.ingest(Store({store.url!r}), Path({str(path)!r}), {POP!r})
+"""
     child = subprocess.Popen([sys.executable, "-c", code])
     deadline = time.time() + 60
-    while time.time() < deadline:
-        with store.session() as session:
-            if session.scalar(select(Batch.status)) == "running":
-                break
+    while not written.exists() and time.time() < deadline and child.poll() is None:
         time.sleep(0.05)
-    time.sleep(1.0)  # into reading / validating / writing, before the commit
+    assert written.exists(), "the child never got three chunks into the database"
     os.kill(child.pid, signal.SIGKILL)
     child.wait()
     with store.session() as session:

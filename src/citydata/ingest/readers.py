@@ -147,9 +147,9 @@ def read_xlsx(path: Path) -> pl.DataFrame:
 
 
 CHUNK_ROWS = 250_000
-# The first chunk is cut short so that writing starts early: the rest of it is validated while
-# these rows are already on their way to the database.
-FIRST_CHUNK_ROWS = 25_000
+# Files are read in pieces of this many rows. The first piece is a chunk of its own, so that
+# writing starts early; later pieces are gathered into chunks of CHUNK_ROWS.
+PIECE_ROWS = 25_000
 
 
 def _tidy(frame: pl.DataFrame) -> pl.DataFrame:
@@ -172,14 +172,14 @@ def _readable(path: Path, batches: Iterator[pl.DataFrame], what: str) -> Iterato
 
 
 def _scan(
-    path: Path, lazy: pl.LazyFrame, what: str, chunk_rows: int
+    path: Path, lazy: pl.LazyFrame, what: str, piece_rows: int
 ) -> tuple[list[str], Iterator[pl.DataFrame]]:
-    """The header of a lazily scanned file, and its rows in chunks."""
+    """The header of a lazily scanned file, and its rows in pieces."""
     try:
         columns = lazy.collect_schema().names()
     except (pl.exceptions.PolarsError, OSError) as exc:
         raise UnreadableFile(f"{path.name}: 不是有效的 {what}：{exc}") from exc
-    return columns, _readable(path, lazy.collect_batches(chunk_size=chunk_rows), what)
+    return columns, _readable(path, lazy.collect_batches(chunk_size=piece_rows), what)
 
 
 @dataclass
@@ -189,18 +189,24 @@ class Source:
 
     columns: list[str]
     encoding: str | None
-    batches: Iterator[pl.DataFrame]
+    pieces: Iterator[pl.DataFrame]
+    chunk_rows: int
 
     def chunks(self) -> Iterator[pl.DataFrame]:
-        first = True
-        for batch in self.batches:
-            if not batch.height:
+        """The first piece alone (checked and on its way to the database while the next chunk
+        is read), then chunks of about ``chunk_rows``."""
+        gathered: list[pl.DataFrame] = []
+        rows, first = 0, True
+        for piece in self.pieces:
+            if not piece.height:
                 continue
-            if first and batch.height > FIRST_CHUNK_ROWS:
-                yield _tidy(batch.slice(0, FIRST_CHUNK_ROWS))
-                batch = batch.slice(FIRST_CHUNK_ROWS)
-            first = False
-            yield _tidy(batch)
+            gathered.append(piece)
+            rows += piece.height
+            if first or rows >= self.chunk_rows:
+                yield _tidy(pl.concat(gathered, rechunk=False))
+                gathered, rows, first = [], 0, False
+        if gathered:
+            yield _tidy(pl.concat(gathered, rechunk=False))
 
 
 @contextmanager
@@ -211,23 +217,24 @@ def open_source(
     chunk_rows: int | None = None,
 ) -> Iterator[Source]:
     chunk_rows = chunk_rows or CHUNK_ROWS
+    piece_rows = min(PIECE_ROWS, chunk_rows)
     fmt = file_format(path, declared_format)
     with tempfile.TemporaryDirectory() as folder:
         if fmt == "csv":
             source, encoding = _utf8_source(path, encoding, Path(folder) / "utf8.csv")
             columns, batches = _scan(
-                path, pl.scan_csv(source, infer_schema=False), "CSV", chunk_rows
+                path, pl.scan_csv(source, infer_schema=False), "CSV", piece_rows
             )
         elif fmt == "parquet":
-            columns, batches = _scan(path, pl.scan_parquet(path), "Parquet", chunk_rows)
+            columns, batches = _scan(path, pl.scan_parquet(path), "Parquet", piece_rows)
             encoding = None
         else:  # Excel sheets and JSON Lines files from departments are small enough to read whole
             if fmt == "xlsx":
                 frame, encoding = read_xlsx(path), None
             else:
                 frame, encoding = read_jsonl(path), "utf-8"
-            columns, batches = frame.columns, frame.iter_slices(chunk_rows)
-        yield Source([str(c).strip() for c in columns], encoding, batches)
+            columns, batches = frame.columns, frame.iter_slices(piece_rows)
+        yield Source([str(c).strip() for c in columns], encoding, batches, chunk_rows)
 
 
 def read_jsonl(path: Path) -> pl.DataFrame:

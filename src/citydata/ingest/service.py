@@ -7,16 +7,18 @@ run leaves a trace that the next run marks 'interrupted'."""
 from __future__ import annotations
 
 import hashlib
+import itertools
 import os
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
 import polars as pl
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select, text, update
 from sqlalchemy.orm import Session, selectinload
 
 from citydata.catalog import vocab
@@ -25,7 +27,7 @@ from citydata.db.base import as_utc, utcnow
 from citydata.db.engine import Store
 from citydata.ingest import staging
 from citydata.ingest.models import Batch, Reject
-from citydata.ingest.readers import UnreadableFile, open_source
+from citydata.ingest.readers import Source, UnreadableFile, open_source
 from citydata.ingest.validate import ROW, BatchKeys, Checked, validate
 
 MODES = ("append", "upsert", "replace", "delete")
@@ -178,6 +180,10 @@ def _quality(
     }
 
 
+# Files are hashed on a thread of their own while their first chunk is read and checked.
+_hashing = ThreadPoolExecutor(2, thread_name_prefix="file-hash")
+
+
 def ingest(
     store: Store,
     path: Path,
@@ -192,12 +198,15 @@ def ingest(
     on_batch: Callable[[int], None] | None = None,
 ) -> Report:
     """Ingest one file as one batch of ``class_code``. ``on_batch`` hears the new batch's id
-    as soon as it is recorded; the batch's ``rows_read`` counts up chunk by chunk while it runs."""
+    as soon as it is recorded; the batch's ``rows_read`` counts up chunk by chunk while it runs.
+
+    The file's hash is worked out while its header is matched and its first chunk is read and
+    checked; the batch is recorded (or found to be a resubmission) once both are done."""
     name = file_name or path.name
     step = progress or (lambda _stage, _done, _total: None)
     if mode not in MODES:
         raise IngestError(f"未知模式「{mode}」，可选：{'、'.join(MODES)}")
-    digest = file_hash(path)
+    hashing = _hashing.submit(file_hash, path)
     with store.session() as session:
         recover_interrupted(session)
         rc = _class(session, class_code)
@@ -205,53 +214,36 @@ def ingest(
             raise IngestError(
                 f"信息资源「{class_code}」由单位「{rc.provider_code}」提供，不是「{unit_code}」"
             )
-        earlier = session.scalar(
-            select(Batch)
-            .where(
-                Batch.class_code == class_code,
-                Batch.file_hash == digest,
-                Batch.status == "committed",
-                Batch.mode == mode,
-            )
-            .order_by(Batch.id)
-        )
-        if earlier is not None:
-            return Report(
-                earlier.id,
-                "duplicate",
-                name,
-                class_code,
-                mode,
-                earlier.rows_read,
-                0,
-                0,
-                message=f"同一文件已在批次 {earlier.id} 提交过，本次未做任何改动",
-            )
         previous = session.scalar(
             select(func.max(Batch.created_at)).where(
                 Batch.class_code == class_code, Batch.status == "committed"
             )
         )
-        batch = Batch(
-            class_code=class_code,
-            unit_code=rc.provider_code,
-            file_name=name,
-            file_hash=digest,
-            mode=mode,
-            status="running",
-            submitted_by=submitted_by,
-            worker=_worker(),
-        )
-        session.add(batch)
-        session.flush()
-        batch_id = batch.id
         fields = list(rc.fields)
         keys = [f.name for f in fields if f.is_key]
         session.expunge(rc)
-    if on_batch:
-        on_batch(batch_id)
 
-    report = Report(batch_id, "failed", name, class_code, mode)
+    def record(digest: str) -> int:
+        with store.session() as session:
+            batch = Batch(
+                class_code=class_code,
+                unit_code=rc.provider_code,
+                file_name=name,
+                file_hash=digest,
+                mode=mode,
+                status="running",
+                submitted_by=submitted_by,
+                worker=_worker(),
+            )
+            session.add(batch)
+            session.flush()
+            batch_id = batch.id
+        if on_batch:
+            on_batch(batch_id)
+        return batch_id
+
+    report = Report(None, "failed", name, class_code, mode)
+    batch_id: int | None = None
     try:
         step("读取", 0, 0)
         with open_source(path, encoding=encoding) as source:
@@ -261,18 +253,27 @@ def ingest(
             batch_keys = BatchKeys(keys)
             tally = Tally([f.name for f in fields])
             with staging.BatchWriter(store.engine, rc, mode, keys) as writer:
-                for chunk in source.chunks():
-                    frame = (
-                        chunk.select(list(renames))
-                        .rename(renames)
-                        .with_row_index(ROW, offset=tally.rows + 1)
-                        .with_columns(pl.col(ROW).cast(pl.Int64))
+                checked = _checked(source, renames, check_fields, batch_keys, tally, today)
+                first = next(checked, None)
+                digest = hashing.result()
+                earlier = _committed_twin(store, class_code, digest, mode)
+                if earlier is not None:
+                    return Report(
+                        earlier.id,
+                        "duplicate",
+                        name,
+                        class_code,
+                        mode,
+                        earlier.rows_read,
+                        0,
+                        0,
+                        message=f"同一文件已在批次 {earlier.id} 提交过，本次未做任何改动",
                     )
-                    checked = validate(frame, check_fields, batch_keys, today)
-                    tally.add(frame, checked)
+                batch_id = record(digest)
+                for chunk in itertools.chain([first] if first else [], checked):
                     writer.write(
-                        checked.accepted.with_columns(pl.lit(batch_id).alias(staging.BATCH)),
-                        checked.rejects.with_columns(pl.lit(batch_id).alias("batch_id")),
+                        chunk.accepted.with_columns(pl.lit(batch_id).alias(staging.BATCH)),
+                        chunk.rejects.with_columns(pl.lit(batch_id).alias("batch_id")),
                         Reject.__table__,
                     )
                     step("校验并写入", tally.rows, 0)
@@ -296,12 +297,16 @@ def ingest(
                 )
         step("完成", tally.rows, tally.rows)
     except UnreadableFile as exc:
+        if batch_id is None:  # failed before it was recorded: on record all the same
+            batch_id = record(hashing.result())
         _finish(store, batch_id, "failed", str(exc))
-        report.message = str(exc)
+        report.batch_id, report.message = batch_id, str(exc)
         return report
     except BaseException as exc:
-        _finish(store, batch_id, "failed", f"处理失败，未写入任何数据：{exc!r}")
+        if batch_id is not None:
+            _finish(store, batch_id, "failed", f"处理失败，未写入任何数据：{exc!r}")
         raise
+    report.batch_id = batch_id
     report.status = "committed"
     report.rows_read = tally.rows
     report.rows_accepted = tally.accepted
@@ -312,10 +317,49 @@ def ingest(
     return report
 
 
+def _checked(
+    source: Source,
+    renames: dict[str, str],
+    fields: list,
+    batch_keys: BatchKeys,
+    tally: Tally,
+    today: date | None,
+) -> Iterator[Checked]:
+    """Each chunk of ``source`` with its columns named as fields and its source row numbers,
+    checked; ``tally`` counts it."""
+    for chunk in source.chunks():
+        frame = (
+            chunk.select(list(renames))
+            .rename(renames)
+            .with_row_index(ROW, offset=tally.rows + 1)
+            .with_columns(pl.col(ROW).cast(pl.Int64))
+        )
+        checked = validate(frame, fields, batch_keys, today)
+        tally.add(frame, checked)
+        yield checked
+
+
+def _committed_twin(store: Store, class_code: str, digest: str, mode: str) -> Batch | None:
+    """The committed batch this file already came in as, if any."""
+    with store.session() as session:
+        return session.scalar(
+            select(Batch)
+            .where(
+                Batch.class_code == class_code,
+                Batch.file_hash == digest,
+                Batch.status == "committed",
+                Batch.mode == mode,
+            )
+            .order_by(Batch.id)
+        )
+
+
 def _record_progress(store: Store, batch_id: int, rows: int) -> None:
     """Rows read so far, for the batch page to show while it runs (its own tiny transaction:
     the staged rows stay invisible until the batch commits)."""
     with store.session() as session:
+        if store.engine.dialect.name == "postgresql":  # a count, not worth a wait for the disk
+            session.execute(text("SET LOCAL synchronous_commit = off"))
         session.execute(update(Batch).where(Batch.id == batch_id).values(rows_read=rows))
 
 
