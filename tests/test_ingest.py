@@ -146,6 +146,29 @@ def test_a_file_is_read_in_chunks_and_keys_are_unique_across_them(
     assert report.quality["key_uniqueness"] == 0.75
 
 
+@pytest.mark.parametrize("colliding", [False, True])
+def test_repeated_keys_are_exact_even_when_hashes_collide(colliding):
+    """Keys are compared by hash first; with every hash made equal the answer must not change."""
+    from citydata.ingest.validate import BatchKeys
+
+    class Colliding(BatchKeys):
+        @staticmethod
+        def hash(key: pl.Series) -> pl.Series:
+            return pl.Series([7] * key.len(), dtype=pl.UInt64)
+
+    keys = (Colliding if colliding else BatchKeys)(["a", "b"])
+    chunks = [
+        pl.DataFrame({"a": ["1", "1", "2", None, "3"], "b": ["x", "y", "x", "x", "z"]}),
+        pl.DataFrame({"a": ["1", "4", "4", "2", "3"], "b": ["y", "x", "x", "y", None]}),
+    ]
+    flags = [keys.repeated(chunk).to_list() for chunk in chunks]
+    assert flags == [
+        [False, False, False, False, False],  # (1,x) (1,y) (2,x) all new; a missing key is no key
+        [True, False, True, False, False],  # (1,y) again; (4,x) twice; (2,y) is new
+    ]
+    assert (keys.keyed_rows, keys.distinct()) == (8, 6)
+
+
 def test_columns_match_by_field_name_too(store, sample_catalog, tmp_path):
     path = write(people_frame(chinese=False), tmp_path / "names.csv")
     assert service.ingest(store, path, POP).rows_accepted == 3
