@@ -193,18 +193,20 @@ class Source:
     chunk_rows: int
 
     def chunks(self) -> Iterator[pl.DataFrame]:
-        """The first piece alone (checked and on its way to the database while the next chunk
-        is read), then chunks of about ``chunk_rows``."""
+        """The first piece alone, then chunks each at most four times the one before, up to
+        ``chunk_rows``: writing starts early, and each chunk is checked while the one before
+        it is written, without the writer waiting on a chunk much larger than its own."""
         gathered: list[pl.DataFrame] = []
-        rows, first = 0, True
+        rows, size = 0, 1
         for piece in self.pieces:
             if not piece.height:
                 continue
             gathered.append(piece)
             rows += piece.height
-            if first or rows >= self.chunk_rows:
+            if rows >= size:
                 yield _tidy(pl.concat(gathered, rechunk=False))
-                gathered, rows, first = [], 0, False
+                gathered, size = [], min(4 * rows, self.chunk_rows)
+                rows = 0
         if gathered:
             yield _tidy(pl.concat(gathered, rechunk=False))
 

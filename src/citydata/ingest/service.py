@@ -28,7 +28,7 @@ from citydata.db.engine import Store
 from citydata.ingest import staging
 from citydata.ingest.models import Batch, Reject
 from citydata.ingest.readers import Source, UnreadableFile, open_source
-from citydata.ingest.validate import ROW, BatchKeys, Checked, validate
+from citydata.ingest.validate import ROW, BatchKeys, Checked, validate, warm_up
 
 MODES = ("append", "upsert", "replace", "delete")
 Progress = Callable[[str, int, int], None]
@@ -207,6 +207,7 @@ def ingest(
     if mode not in MODES:
         raise IngestError(f"未知模式「{mode}」，可选：{'、'.join(MODES)}")
     hashing = _hashing.submit(file_hash, path)
+    _hashing.submit(warm_up)  # the division tables, ready before the first chunk needs them
     with store.session() as session:
         recover_interrupted(session)
         rc = _class(session, class_code)

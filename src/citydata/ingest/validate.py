@@ -10,6 +10,7 @@ import polars as pl
 
 from citydata.catalog.models import Field
 from citydata.standards import expressions as std
+from citydata.standards.divisions import code_year_keys, known_codes
 
 CITY_BBOX = (111.89, 27.85, 114.26, 28.67)  # Changsha: lon0, lat0, lon1, lat1
 NUMERIC = {"N": pl.Float64, "Y": pl.Float64, "F": pl.Float64, "B": pl.Float64, "I": pl.Int64}
@@ -110,6 +111,12 @@ def checks(
     return out
 
 
+def warm_up() -> None:
+    """Build the lookup tables the checks use (each once per process)."""
+    code_year_keys()
+    known_codes()
+
+
 class BatchKeys:
     """The business keys seen so far in a batch, so that a key repeated in a later chunk of the
     same file is caught as surely as one repeated inside a chunk.
@@ -179,7 +186,11 @@ def validate(
     names = [expr.meta.output_name() for *_, expr in failures]
     flagged = frame.with_columns(expr for *_, expr in failures)
     bad = flagged.select(pl.any_horizontal(names) if names else pl.lit(False)).to_series()
+    schema = {"row": pl.Int64, "field": pl.String, "rule": pl.String, "value": pl.String}
+    if not bad.any():  # the usual chunk: nothing to copy out
+        return Checked(frame, pl.DataFrame(schema=schema))
     accepted = frame.filter(~bad)
+    flagged = flagged.filter(bad)
     parts = [
         flagged.filter(pl.col(name)).select(
             pl.col(ROW).alias("row"),
@@ -190,6 +201,5 @@ def validate(
         for (field, rule, _), name in zip(failures, names, strict=True)
     ]
     parts = [p for p in parts if p.height]
-    schema = {"row": pl.Int64, "field": pl.String, "rule": pl.String, "value": pl.String}
     rejects = pl.concat(parts).sort("row", "field") if parts else pl.DataFrame(schema=schema)
     return Checked(accepted, rejects.cast(schema))
