@@ -70,6 +70,13 @@ GOOD = [
 VALID = "43010219900101123" + id_check_digit("43010219900101123")
 
 
+def valid_id_numbers(n: int) -> list[str]:
+    """``n`` different valid ID numbers (Furong district, born 1990-01-01)."""
+    return [
+        (first17 := f"43010219900101{i:03d}") + id_check_digit(first17) for i in range(100, 100 + n)
+    ]
+
+
 def people_frame(rows=GOOD, chinese=True) -> pl.DataFrame:
     frame = pl.DataFrame(rows, schema=list(LABELS), orient="row")
     return frame.rename(LABELS) if chinese else frame
@@ -167,6 +174,40 @@ def test_repeated_keys_are_exact_even_when_hashes_collide(colliding):
         [True, False, True, False, False],  # (1,y) again; (4,x) twice; (2,y) is new
     ]
     assert (keys.keyed_rows, keys.distinct()) == (8, 6)
+
+
+def test_values_with_backslashes_tabs_and_line_breaks_are_staged_exactly(
+    store, sample_catalog, tmp_path
+):
+    """PostgreSQL's COPY text format gives \\, tab and line breaks a meaning of their own, and
+    \\N means NULL: such values must still arrive as sent."""
+    tricky = ["C:\\户籍\\N", "五一\t大道", "第一行\n第二行", "回\r车", "\\N", "\\.", "\\\\"]
+    rows = [
+        (GOOD[0][0], "张三", "女", "1949-12-31", "汉族", "430102", tricky[0], None),
+        *[
+            (id_number, "李四", "男", "1991-01-01", "汉族", "430104", address, None)
+            for id_number, address in zip(
+                valid_id_numbers(len(tricky) - 1), tricky[1:], strict=True
+            )
+        ],
+    ]
+    report = service.ingest(store, write(people_frame(rows), tmp_path / "t.csv"), POP)
+    assert report.rows_accepted == len(tricky), report.rejections
+    assert staged(store)["address"].to_list() == tricky
+    assert staged(store)["phone"].to_list() == [None] * len(tricky)
+
+
+def test_bulk_insert_keeps_empty_text_apart_from_null(store):
+    """COPY on PostgreSQL: an empty string, a NULL and a literal \\N must stay three things."""
+    from sqlalchemy import Column, Integer, MetaData, Table, Text
+
+    table = Table("t_bulk", MetaData(), Column("n", Integer), Column("v", Text))
+    values = ["", None, "\\N", "a,b", 'say "hi"', "行一\n行二"]
+    with store.engine.begin() as conn:
+        table.create(conn)
+        staging.insert_frame(conn, table, pl.DataFrame({"n": range(len(values)), "v": values}))
+    with store.engine.connect() as conn:
+        assert [v for _, v in conn.execute(table.select().order_by(table.c.n))] == values
 
 
 def test_columns_match_by_field_name_too(store, sample_catalog, tmp_path):

@@ -96,14 +96,12 @@ def insert_frame(conn: Connection, table: Table, frame: pl.DataFrame) -> None:
     raw = conn.connection.driver_connection
     if conn.dialect.name == "postgresql":
         names = ", ".join(f'"{c}"' for c in columns)
-        with raw.cursor().copy(
-            f"COPY {table.name} ({names}) FROM STDIN WITH (FORMAT csv, NULL '\\N')"
-        ) as copy:
+        # CSV's own NULL, an unquoted empty field; Polars quotes an empty string (""), and any
+        # other text (a department's literal \N included) is just text.
+        with raw.cursor().copy(f"COPY {table.name} ({names}) FROM STDIN WITH (FORMAT csv)") as copy:
             # Polars hands the CSV over in pieces as it writes it: the server is already
             # parsing the first rows while the last are being formatted.
-            frame.write_csv(
-                _Pieces(copy), include_header=False, null_value="\\N", quote_style="necessary"
-            )
+            frame.write_csv(_Pieces(copy), include_header=False, quote_style="necessary")
     else:
         frame = frame.with_columns(  # SQLite keeps naive UTC, as SQLAlchemy writes it
             pl.col(c).dt.convert_time_zone("UTC").dt.replace_time_zone(None)
