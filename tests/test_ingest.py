@@ -210,6 +210,12 @@ def test_bulk_insert_keeps_empty_text_apart_from_null(store):
         assert [v for _, v in conn.execute(table.select().order_by(table.c.n))] == values
 
 
+def test_a_file_with_a_header_and_no_rows_is_an_empty_batch(store, sample_catalog, tmp_path):
+    report = service.ingest(store, write(people_frame([]), tmp_path / "empty.csv"), POP)
+    assert (report.status, report.rows_read, report.rows_accepted) == ("committed", 0, 0)
+    assert staged(store).height == 0
+
+
 def test_columns_match_by_field_name_too(store, sample_catalog, tmp_path):
     path = write(people_frame(chinese=False), tmp_path / "names.csv")
     assert service.ingest(store, path, POP).rows_accepted == 3

@@ -337,7 +337,8 @@ class BatchWriter:
 
     def commit(self, batch_table: Table, batch_id: int, values: dict[str, Any]) -> None:
         """Mark the batch with ``values`` (and the count of rows it removed) and commit."""
-        self._run(self.txn.finish, batch_table, batch_id, values)
+        # Looked up on the worker: with no chunk written, the worker may still be opening txn.
+        self._run(lambda: self.txn.finish(batch_table, batch_id, values))
         self._last.result()
         self._last = None
 
