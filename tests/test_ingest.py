@@ -364,6 +364,27 @@ def test_same_file_twice_is_a_no_op_that_says_so(store, sample_catalog, tmp_path
     assert staged(store).height == 3
     with store.session() as session:
         assert session.scalar(select(func.count()).select_from(Batch)) == 1
+        assert session.scalar(select(Batch.file_hash)) == service.file_hash(path)
+
+
+def test_a_resubmission_found_out_after_its_rows_were_sent_is_rolled_back(
+    store, sample_catalog, tmp_path, monkeypatch
+):
+    """Writing starts before the file's hash is known: when the hash arrives late, the rows
+    already sent are rolled back and the batch record removed."""
+    from citydata.ingest import readers
+
+    path = write(people_frame(), tmp_path / "p.csv")
+    first = service.ingest(store, path, POP)
+    monkeypatch.setattr(readers, "CHUNK_ROWS", 1)  # three chunks, all written before the hash
+    slow_hash, heard = service.file_hash, []
+    monkeypatch.setattr(service, "file_hash", lambda p: time.sleep(1) or slow_hash(p))
+    again = service.ingest(store, path, POP, on_batch=heard.append)
+    assert (again.status, again.batch_id) == ("duplicate", first.batch_id)
+    assert heard == []  # no batch to follow was ever announced
+    assert staged(store)["_batch_id"].to_list() == [first.batch_id] * 3
+    with store.session() as session:
+        assert session.scalars(select(Batch.id)).all() == [first.batch_id]
 
 
 def test_unreadable_files_fail_the_batch_and_write_nothing(store, sample_catalog, tmp_path):

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import polars as pl
-from sqlalchemy import func, select, text, update
+from sqlalchemy import delete, func, select, text, update
 from sqlalchemy.orm import Session, selectinload
 
 from citydata.catalog import vocab
@@ -28,7 +28,7 @@ from citydata.db.engine import Store
 from citydata.ingest import staging
 from citydata.ingest.models import Batch, Reject
 from citydata.ingest.readers import Source, UnreadableFile, open_source
-from citydata.ingest.validate import ROW, BatchKeys, Checked, validate, warm_up
+from citydata.ingest.validate import ROW, BatchKeys, Checked, validate
 
 MODES = ("append", "upsert", "replace", "delete")
 Progress = Callable[[str, int, int], None]
@@ -180,7 +180,7 @@ def _quality(
     }
 
 
-# Files are hashed on a thread of their own while their first chunk is read and checked.
+# Files are hashed on a thread of their own while they are read, checked and written.
 _hashing = ThreadPoolExecutor(2, thread_name_prefix="file-hash")
 
 
@@ -198,16 +198,17 @@ def ingest(
     on_batch: Callable[[int], None] | None = None,
 ) -> Report:
     """Ingest one file as one batch of ``class_code``. ``on_batch`` hears the new batch's id
-    as soon as it is recorded; the batch's ``rows_read`` counts up chunk by chunk while it runs.
+    once it is recorded (and known not to be a resubmission); the batch's ``rows_read`` counts
+    up chunk by chunk while it runs.
 
-    The file's hash is worked out while its header is matched and its first chunk is read and
-    checked; the batch is recorded (or found to be a resubmission) once both are done."""
+    The file's hash is worked out on a thread of its own while the file is read, checked and
+    written: writing starts without it. A file found to have come in before is rolled back and
+    its batch record removed: a resubmission changes nothing."""
     name = file_name or path.name
     step = progress or (lambda _stage, _done, _total: None)
     if mode not in MODES:
         raise IngestError(f"未知模式「{mode}」，可选：{'、'.join(MODES)}")
     hashing = _hashing.submit(file_hash, path)
-    _hashing.submit(warm_up)  # the division tables, ready before the first chunk needs them
     with store.session() as session:
         recover_interrupted(session)
         rc = _class(session, class_code)
@@ -224,13 +225,13 @@ def ingest(
         keys = [f.name for f in fields if f.is_key]
         session.expunge(rc)
 
-    def record(digest: str) -> int:
+    def record() -> int:
         with store.session() as session:
             batch = Batch(
                 class_code=class_code,
                 unit_code=rc.provider_code,
                 file_name=name,
-                file_hash=digest,
+                file_hash="",  # set once the hash is known
                 mode=mode,
                 status="running",
                 submitted_by=submitted_by,
@@ -238,10 +239,20 @@ def ingest(
             )
             session.add(batch)
             session.flush()
-            batch_id = batch.id
-        if on_batch:
-            on_batch(batch_id)
-        return batch_id
+            return batch.id
+
+    twin: Batch | None = None
+    checked_twin = False
+
+    def check_twin() -> bool:
+        """Whether this file came in before (asked once, as soon as its hash is known)."""
+        nonlocal twin, checked_twin
+        if not checked_twin:
+            twin = _committed_twin(store, class_code, hashing.result(), mode)
+            checked_twin = True
+            if twin is None and on_batch:
+                on_batch(batch_id)
+        return twin is not None
 
     report = Report(None, "failed", name, class_code, mode)
     batch_id: int | None = None
@@ -256,22 +267,10 @@ def ingest(
             with staging.BatchWriter(store.engine, rc, mode, keys) as writer:
                 checked = _checked(source, renames, check_fields, batch_keys, tally, today)
                 first = next(checked, None)
-                digest = hashing.result()
-                earlier = _committed_twin(store, class_code, digest, mode)
-                if earlier is not None:
-                    return Report(
-                        earlier.id,
-                        "duplicate",
-                        name,
-                        class_code,
-                        mode,
-                        earlier.rows_read,
-                        0,
-                        0,
-                        message=f"同一文件已在批次 {earlier.id} 提交过，本次未做任何改动",
-                    )
-                batch_id = record(digest)
+                batch_id = record()
                 for chunk in itertools.chain([first] if first else [], checked):
+                    if hashing.done() and check_twin():
+                        break
                     writer.write(
                         chunk.accepted.with_columns(pl.lit(batch_id).alias(staging.BATCH)),
                         chunk.rejects.with_columns(pl.lit(batch_id).alias("batch_id")),
@@ -279,33 +278,49 @@ def ingest(
                     )
                     step("校验并写入", tally.rows, 0)
                     _record_progress(store, batch_id, tally.rows)
-                quality = _quality(tally, batch_keys, rc, as_utc(previous), datetime.now(UTC))
-                if unknown:
-                    quality["ignored_columns"] = unknown
-                report.message = f"已接收 {tally.accepted} 行，拒收 {tally.rejected_rows} 行"
-                writer.commit(
-                    Batch.__table__,
-                    batch_id,
-                    {
-                        "status": "committed",
-                        "rows_read": tally.rows,
-                        "rows_accepted": tally.accepted,
-                        "rows_rejected": tally.rejected_rows,
-                        "report": quality,
-                        "message": report.message,
-                        "finished_at": utcnow(),
-                    },
-                )
+                if not check_twin():
+                    quality = _quality(tally, batch_keys, rc, as_utc(previous), datetime.now(UTC))
+                    if unknown:
+                        quality["ignored_columns"] = unknown
+                    report.message = f"已接收 {tally.accepted} 行，拒收 {tally.rejected_rows} 行"
+                    writer.commit(
+                        Batch.__table__,
+                        batch_id,
+                        {
+                            "status": "committed",
+                            "file_hash": hashing.result(),
+                            "rows_read": tally.rows,
+                            "rows_accepted": tally.accepted,
+                            "rows_rejected": tally.rejected_rows,
+                            "report": quality,
+                            "message": report.message,
+                            "finished_at": utcnow(),
+                        },
+                    )
+        if twin is not None:  # rolled back as the writer closed: now forget the batch itself
+            _forget(store, batch_id)
+            return Report(
+                twin.id,
+                "duplicate",
+                name,
+                class_code,
+                mode,
+                twin.rows_read,
+                0,
+                0,
+                message=f"同一文件已在批次 {twin.id} 提交过，本次未做任何改动",
+            )
         step("完成", tally.rows, tally.rows)
     except UnreadableFile as exc:
         if batch_id is None:  # failed before it was recorded: on record all the same
-            batch_id = record(hashing.result())
-        _finish(store, batch_id, "failed", str(exc))
+            batch_id = record()
+        _finish(store, batch_id, "failed", str(exc), hashing.result())
         report.batch_id, report.message = batch_id, str(exc)
         return report
     except BaseException as exc:
         if batch_id is not None:
-            _finish(store, batch_id, "failed", f"处理失败，未写入任何数据：{exc!r}")
+            message = f"处理失败，未写入任何数据：{exc!r}"
+            _finish(store, batch_id, "failed", message, hashing.result())
         raise
     report.batch_id = batch_id
     report.status = "committed"
@@ -364,10 +379,17 @@ def _record_progress(store: Store, batch_id: int, rows: int) -> None:
         session.execute(update(Batch).where(Batch.id == batch_id).values(rows_read=rows))
 
 
-def _finish(store: Store, batch_id: int, status: str, message: str) -> None:
+def _finish(store: Store, batch_id: int, status: str, message: str, digest: str) -> None:
     with store.session() as session:
         batch = session.get(Batch, batch_id)
         batch.status, batch.message, batch.finished_at = status, message, utcnow()
+        batch.file_hash = digest
+
+
+def _forget(store: Store, batch_id: int) -> None:
+    """Remove a resubmitted file's batch record (nothing else of it was ever committed)."""
+    with store.session() as session:
+        session.execute(delete(Batch).where(Batch.id == batch_id))
 
 
 # ---------------------------------------------------------------- queries

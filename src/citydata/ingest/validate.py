@@ -10,7 +10,6 @@ import polars as pl
 
 from citydata.catalog.models import Field
 from citydata.standards import expressions as std
-from citydata.standards.divisions import code_year_keys, known_codes
 
 CITY_BBOX = (111.89, 27.85, 114.26, 28.67)  # Changsha: lon0, lat0, lon1, lat1
 NUMERIC = {"N": pl.Float64, "Y": pl.Float64, "F": pl.Float64, "B": pl.Float64, "I": pl.Int64}
@@ -109,12 +108,6 @@ def checks(
             number = v.cast(pl.Float64, strict=False)
             out.append((rule, present & ~number.is_between(low, high).fill_null(False)))
     return out
-
-
-def warm_up() -> None:
-    """Build the lookup tables the checks use (each once per process)."""
-    code_year_keys()
-    known_codes()
 
 
 class BatchKeys:
