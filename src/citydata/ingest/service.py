@@ -7,6 +7,7 @@ run leaves a trace that the next run marks 'interrupted'."""
 from __future__ import annotations
 
 import hashlib
+import importlib
 import itertools
 import os
 import socket
@@ -209,6 +210,7 @@ def ingest(
     if mode not in MODES:
         raise IngestError(f"未知模式「{mode}」，可选：{'、'.join(MODES)}")
     hashing = _hashing.submit(file_hash, path)
+    _hashing.submit(importlib.import_module, "citydata.standards.id_bytes")  # NumPy, meanwhile
     with store.session() as session:
         recover_interrupted(session)
         rc = _class(session, class_code)

@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 
-import numpy as np
 import polars as pl
 
 FIRST_YEAR, LAST_YEAR = 1850, 2100
@@ -113,37 +112,6 @@ def code_year_keys() -> pl.Series:
         (pl.col("code") * 10000 + pl.int_ranges("start", pl.col("end") + 1)).alias("key")
     ).explode("key")
     return keys["key"].unique().sort()
-
-
-@cache
-def _in_use_table() -> tuple[np.ndarray, np.ndarray]:
-    """(the row of each six-digit code in the table, -1 if unknown; the table: a row per known
-    code, True in the columns of the years from FIRST_YEAR it was in use, as ``code_year_keys``
-    has them). About 6 MB, built once per process from the periods in a few milliseconds; a
-    lookup is two array reads."""
-    periods = divisions_frame().select(
-        pl.col("code").cast(pl.Int64),
-        pl.col("start").fill_null(FIRST_YEAR).clip(FIRST_YEAR, LAST_YEAR) - FIRST_YEAR,
-        pl.col("end").fill_null(LAST_YEAR).clip(FIRST_YEAR, LAST_YEAR) - FIRST_YEAR + 1,
-    )
-    code, start, stop = (periods[c].to_numpy() for c in ("code", "start", "end"))
-    known = np.unique(code)
-    row = np.full(1_000_000, -1, dtype=np.int32)
-    row[known] = np.arange(len(known), dtype=np.int32)
-    change = np.zeros((len(known), YEARS + 1), dtype=np.int32)  # +1 where a period starts, -1 after
-    np.add.at(change, (row[code], start), 1)
-    np.add.at(change, (row[code], stop), -1)
-    return row, change.cumsum(axis=1)[:, :YEARS] > 0
-
-
-def in_use(code: np.ndarray, year: np.ndarray) -> np.ndarray:
-    """Whether each division ``code`` was in use in ``year`` (False for an unknown code or a
-    year outside FIRST_YEAR..LAST_YEAR), as ``code_year_keys`` says."""
-    row, table = _in_use_table()
-    found = row[np.clip(code, 0, len(row) - 1)]
-    dated = (year >= FIRST_YEAR) & (year <= LAST_YEAR)
-    hit = table[np.maximum(found, 0), np.clip(year - FIRST_YEAR, 0, YEARS - 1)]
-    return (found >= 0) & dated & hit & (code >= 0) & (code < len(row))
 
 
 @cache
