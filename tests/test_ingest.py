@@ -1,6 +1,7 @@
 """Aggregation: readers, rules, modes, duplicates, unreadable files, a killed batch, CLI and API,
 and the demo city's planted errors rejected exactly as its truth lists them."""
 
+import hashlib
 import io
 import json
 import os
@@ -197,6 +198,37 @@ def test_values_with_backslashes_tabs_and_line_breaks_are_staged_exactly(
     assert staged(store)["phone"].to_list() == [None] * len(tricky)
 
 
+@pytest.mark.parametrize(
+    "content,plain",
+    [
+        (b"a,b\r\n1,2\r\n", True),  # CRLF line ends are plain
+        (b"a,b\n1,2\n", True),
+        (b'a,b\n1,"2"\n', False),  # a quote: a value may hold a line break
+        (b"a,b\n1,C:\\x\n", False),
+        (b"a,b\n1,2\t3\n", False),
+        (b"a,b\n1,2\r3\n", False),  # a carriage return of its own
+        (b"a,b\r\n1,2\r", False),
+    ],
+)
+def test_file_facts_tell_plain_bytes_from_ones_copy_would_misread(tmp_path, content, plain):
+    path = tmp_path / "f.csv"
+    path.write_bytes(content)
+    for block in (1, 2, 3, 1 << 20):  # a CRLF split between two reads still counts as one
+        assert service.file_facts(path, block) == (hashlib.sha256(content).hexdigest(), plain)
+
+
+@pytest.mark.parametrize("address", ["C:\\户籍\\N", "五一\t大道"])
+def test_a_backslash_or_tab_outside_quotes_is_staged_exactly(
+    store, sample_catalog, tmp_path, address
+):
+    """Such a file is not plain: its rows must not go through COPY's text format."""
+    row = (GOOD[0][0], "张三", "女", "1949-12-31", "汉族", "430102", address, None)
+    path = write(people_frame([row]), tmp_path / "p.csv")
+    assert b'"' not in path.read_bytes()  # no quotes: the character itself must be caught
+    assert service.ingest(store, path, POP).rows_accepted == 1
+    assert staged(store)["address"].to_list() == [address]
+
+
 def test_bulk_insert_keeps_empty_text_apart_from_null(store):
     """COPY on PostgreSQL: an empty string, a NULL and a literal \\N must stay three things."""
     from sqlalchemy import Column, Integer, MetaData, Table, Text
@@ -377,8 +409,8 @@ def test_a_resubmission_found_out_after_its_rows_were_sent_is_rolled_back(
     path = write(people_frame(), tmp_path / "p.csv")
     first = service.ingest(store, path, POP)
     monkeypatch.setattr(readers, "CHUNK_ROWS", 1)  # three chunks, all written before the hash
-    slow_hash, heard = service.file_hash, []
-    monkeypatch.setattr(service, "file_hash", lambda p: time.sleep(1) or slow_hash(p))
+    slow_facts, heard = service.file_facts, []
+    monkeypatch.setattr(service, "file_facts", lambda p: time.sleep(1) or slow_facts(p))
     again = service.ingest(store, path, POP, on_batch=heard.append)
     assert (again.status, again.batch_id) == ("duplicate", first.batch_id)
     assert heard == []  # no batch to follow was ever announced
@@ -454,8 +486,8 @@ from citydata.ingest import readers, service, staging
 readers.CHUNK_ROWS = 50_000
 write, calls = staging.BatchWriter.write, []
 
-def slow_write(self, *args):
-    write(self, *args)
+def slow_write(self, *args, **kwargs):
+    write(self, *args, **kwargs)
     calls.append(1)
     if len(calls) == 3:
         self._last.result()  # this chunk and the two before it are written

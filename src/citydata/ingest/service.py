@@ -28,7 +28,7 @@ from citydata.db.base import as_utc, utcnow
 from citydata.db.engine import Store
 from citydata.ingest import staging
 from citydata.ingest.models import Batch, Reject
-from citydata.ingest.readers import Source, UnreadableFile, open_source
+from citydata.ingest.readers import FORMATS, Source, UnreadableFile, open_source
 from citydata.ingest.validate import ROW, BatchKeys, Checked, validate
 
 MODES = ("append", "upsert", "replace", "delete")
@@ -60,11 +60,25 @@ class Report:
 
 
 def file_hash(path: Path) -> str:
+    return file_facts(path)[0]
+
+
+def file_facts(path: Path, block: int = 1 << 20) -> tuple[str, bool]:
+    """The file's SHA-256, and whether its bytes are plain: no backslash, tab, double quote or
+    carriage return other than in a CRLF line end. A plain CSV file can hold no value with a
+    character that COPY's text format would read as special (a line break inside a value needs
+    quotes), so its rows may be sent in that format, which PostgreSQL reads a sixth faster."""
     digest = hashlib.sha256()
+    plain, carriage_returns, line_ends, last = True, 0, 0, b""
     with path.open("rb") as f:
-        while chunk := f.read(1 << 20):
+        while chunk := f.read(block):
             digest.update(chunk)
-    return digest.hexdigest()
+            if plain:
+                plain = b"\\" not in chunk and b"\t" not in chunk and b'"' not in chunk
+                carriage_returns += chunk.count(b"\r")
+                line_ends += chunk.count(b"\r\n") + (last == b"\r" and chunk[:1] == b"\n")
+                last = chunk[-1:]
+    return digest.hexdigest(), plain and carriage_returns == line_ends
 
 
 def _worker() -> str:
@@ -209,7 +223,8 @@ def ingest(
     step = progress or (lambda _stage, _done, _total: None)
     if mode not in MODES:
         raise IngestError(f"未知模式「{mode}」，可选：{'、'.join(MODES)}")
-    hashing = _hashing.submit(file_hash, path)
+    hashing = _hashing.submit(file_facts, path)
+    textual = FORMATS.get(path.suffix.lower()) == "csv"  # bytes that say what values can hold
     _hashing.submit(importlib.import_module, "citydata.standards.id_bytes")  # NumPy, meanwhile
     with store.session() as session:
         recover_interrupted(session)
@@ -250,7 +265,7 @@ def ingest(
         """Whether this file came in before (asked once, as soon as its hash is known)."""
         nonlocal twin, checked_twin
         if not checked_twin:
-            twin = _committed_twin(store, class_code, hashing.result(), mode)
+            twin = _committed_twin(store, class_code, hashing.result()[0], mode)
             checked_twin = True
             if twin is None and on_batch:
                 on_batch(batch_id)
@@ -277,6 +292,7 @@ def ingest(
                         chunk.accepted.with_columns(pl.lit(batch_id).alias(staging.BATCH)),
                         chunk.rejects.with_columns(pl.lit(batch_id).alias("batch_id")),
                         Reject.__table__,
+                        plain=textual and hashing.done() and hashing.result()[1],
                     )
                     step("校验并写入", tally.rows, 0)
                     _record_progress(store, batch_id, tally.rows)
@@ -290,7 +306,7 @@ def ingest(
                         batch_id,
                         {
                             "status": "committed",
-                            "file_hash": hashing.result(),
+                            "file_hash": hashing.result()[0],
                             "rows_read": tally.rows,
                             "rows_accepted": tally.accepted,
                             "rows_rejected": tally.rejected_rows,
@@ -316,13 +332,13 @@ def ingest(
     except UnreadableFile as exc:
         if batch_id is None:  # failed before it was recorded: on record all the same
             batch_id = record()
-        _finish(store, batch_id, "failed", str(exc), hashing.result())
+        _finish(store, batch_id, "failed", str(exc), hashing.result()[0])
         report.batch_id, report.message = batch_id, str(exc)
         return report
     except BaseException as exc:
         if batch_id is not None:
             message = f"处理失败，未写入任何数据：{exc!r}"
-            _finish(store, batch_id, "failed", message, hashing.result())
+            _finish(store, batch_id, "failed", message, hashing.result()[0])
         raise
     report.batch_id = batch_id
     report.status = "committed"

@@ -87,8 +87,10 @@ def sqlite_layout(conn: Connection, name: str) -> tuple[str, list[str]]:
     return ddl, [row[1] for row in conn.exec_driver_sql(f'PRAGMA table_info("{name}")')]
 
 
-def insert_frame(conn: Connection, table: Table, frame: pl.DataFrame) -> None:
-    """Bulk insert inside the caller's transaction: COPY on PostgreSQL, executemany elsewhere."""
+def insert_frame(conn: Connection, table: Table, frame: pl.DataFrame, plain: bool = False) -> None:
+    """Bulk insert inside the caller's transaction: COPY on PostgreSQL, executemany elsewhere.
+    ``plain``: no text in ``frame`` holds a backslash, tab, carriage return or line break, so
+    COPY's text format (read a sixth faster than CSV) takes it as it is."""
     if frame.height == 0:
         return
     columns = [c.name for c in table.columns if c.name in frame.columns]
@@ -98,10 +100,14 @@ def insert_frame(conn: Connection, table: Table, frame: pl.DataFrame) -> None:
         names = ", ".join(f'"{c}"' for c in columns)
         # CSV's own NULL, an unquoted empty field; Polars quotes an empty string (""), and any
         # other text (a department's literal \N included) is just text.
-        with raw.cursor().copy(f"COPY {table.name} ({names}) FROM STDIN WITH (FORMAT csv)") as copy:
-            # Polars hands the CSV over in pieces as it writes it: the server is already
-            # parsing the first rows while the last are being formatted.
-            frame.write_csv(_Pieces(copy), include_header=False, quote_style="necessary")
+        text = {"separator": "\t", "quote_style": "never", "null_value": "\\N"}
+        csv = {"quote_style": "necessary"}
+        with raw.cursor().copy(
+            f"COPY {table.name} ({names}) FROM STDIN" + ("" if plain else " WITH (FORMAT csv)")
+        ) as copy:
+            # Polars hands the rows over in pieces as it writes them: the server is already
+            # parsing the first while the last are being formatted.
+            frame.write_csv(_Pieces(copy), include_header=False, **(text if plain else csv))
     else:
         frame = frame.with_columns(  # SQLite keeps naive UTC, as SQLAlchemy writes it
             pl.col(c).dt.convert_time_zone("UTC").dt.replace_time_zone(None)
@@ -169,8 +175,8 @@ class _DirectTransaction:
     def remove_keys(self, table: Table, keys: list[str], frame: pl.DataFrame) -> None:
         self.removed += delete_keys(self.conn, table, keys, frame)
 
-    def add(self, table: Table, frame: pl.DataFrame) -> None:
-        insert_frame(self.conn, table, frame)
+    def add(self, table: Table, frame: pl.DataFrame, plain: bool = False) -> None:
+        insert_frame(self.conn, table, frame, plain)
 
     def finish(self, table: Table, key: int, values: dict[str, Any]) -> None:
         self.conn.execute(
@@ -229,7 +235,7 @@ class _SpooledSqliteTransaction:
             self.key_table = (table, keys)
             self._spool("_keys", frame.select(keys))
 
-    def add(self, table: Table, frame: pl.DataFrame) -> None:
+    def add(self, table: Table, frame: pl.DataFrame, plain: bool = False) -> None:
         if not frame.height:
             return
         if table is self.staged:  # every column, in the stored order (fields not sent: null)
@@ -325,15 +331,24 @@ class BatchWriter:
             self._last.result()  # surfaces the previous call's error here, in order
         self._last = self._pool.submit(fn, *args)
 
-    def _write(self, accepted: pl.DataFrame, rejects: pl.DataFrame, reject_table: Table) -> None:
+    def _write(
+        self, accepted: pl.DataFrame, rejects: pl.DataFrame, reject_table: Table, plain: bool
+    ) -> None:
         if self.mode in {"upsert", "delete"}:
             self.txn.remove_keys(self.table, self.keys, accepted)
         if self.mode != "delete":
-            self.txn.add(self.table, accepted)
-        self.txn.add(reject_table, rejects)
+            self.txn.add(self.table, accepted, plain)
+        self.txn.add(reject_table, rejects, plain)
 
-    def write(self, accepted: pl.DataFrame, rejects: pl.DataFrame, reject_table: Table) -> None:
-        self._run(self._write, accepted, rejects, reject_table)
+    def write(
+        self,
+        accepted: pl.DataFrame,
+        rejects: pl.DataFrame,
+        reject_table: Table,
+        plain: bool = False,
+    ) -> None:
+        """Queue a chunk's rows; ``plain`` as for ``insert_frame``."""
+        self._run(self._write, accepted, rejects, reject_table, plain)
 
     def commit(self, batch_table: Table, batch_id: int, values: dict[str, Any]) -> None:
         """Mark the batch with ``values`` (and the count of rows it removed) and commit."""
