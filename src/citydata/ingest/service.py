@@ -73,10 +73,11 @@ def file_facts(path: Path, block: int = 1 << 20) -> tuple[str, bool]:
     with path.open("rb") as f:
         while chunk := f.read(block):
             digest.update(chunk)
-            if plain:
+            if plain:  # each `in` is one memchr; CRs are counted only in files that have any
                 plain = b"\\" not in chunk and b"\t" not in chunk and b'"' not in chunk
-                carriage_returns += chunk.count(b"\r")
-                line_ends += chunk.count(b"\r\n") + (last == b"\r" and chunk[:1] == b"\n")
+                if b"\r" in chunk or last == b"\r":
+                    carriage_returns += chunk.count(b"\r")
+                    line_ends += chunk.count(b"\r\n") + (last == b"\r" and chunk[:1] == b"\n")
                 last = chunk[-1:]
     return digest.hexdigest(), plain and carriage_returns == line_ends
 
