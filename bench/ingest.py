@@ -94,7 +94,7 @@ def postgres_copy(dsn: str, csv: Path) -> float:
     with psycopg.connect(dsn, autocommit=True) as conn:
         columns = ", ".join(f'"{h}" text' for h in header)
         conn.execute(f"CREATE TABLE bare ({columns})")
-        conn.execute("CHECKPOINT")
+        checkpoint(dsn)
         quiet_disk()
         start = time.perf_counter()
         with (
@@ -138,6 +138,22 @@ def report_line(label: str, rows: int, runs: list[float]) -> None:
     print(f"{label:<48}{seconds:7.2f} s  {rows / seconds:12,.0f} rows/s{spread}")
 
 
+def compare(
+    database: str,
+    baseline: str,
+    rows: int,
+    ours: list[float],
+    bare: list[float],
+    peaks: list[float],
+) -> None:
+    """Both sides' runs, the ratio of their medians and citydata's peak memory."""
+    report_line(f"citydata ingest ({database}, full validation):", rows, ours)
+    report_line(f"{baseline} (bare table, no checks):", rows, bare)
+    ratio = statistics.median(bare) / statistics.median(ours)
+    print(f"ratio citydata/bare speed: {ratio:.2f}  (target >= 1.0, floor 0.5)")
+    print(f"peak memory of the citydata process: {max(peaks):,.0f} MiB (target < 2048)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rows", type=int, default=1_000_000)
@@ -163,12 +179,7 @@ def main() -> None:
             f"rows: {args.rows:,}  accepted: {report['rows_accepted']:,}  "
             f"rejected: {report['rows_rejected']:,}  runs of each: {args.repeat} (median shown)"
         )
-        report_line("citydata ingest (SQLite, full validation):", args.rows, ours)
-        report_line("sqlite3 .import (bare table, no checks):", args.rows, bare)
-        print(
-            f"ratio citydata/bare speed: {statistics.median(bare) / statistics.median(ours):.2f}  (target >= 1.0, floor 0.5)"
-        )
-        print(f"peak memory of the citydata process: {max(peaks):,.0f} MiB (target < 2048)")
+        compare("SQLite", "sqlite3 .import", args.rows, ours, bare, peaks)
         for database in work.glob("*.db"):  # left in the page cache they slowed PostgreSQL's runs
             database.unlink()
         if args.postgres:
@@ -183,12 +194,7 @@ def main() -> None:
                     bare.append(postgres_copy(dsn, csv))
                 finally:
                     drop_postgres(args.postgres, name)
-            report_line("citydata ingest (PostgreSQL, full validation):", args.rows, ours)
-            report_line("COPY FROM STDIN (bare table, no checks):", args.rows, bare)
-            print(
-                f"ratio citydata/bare speed: {statistics.median(bare) / statistics.median(ours):.2f}  (target >= 1.0, floor 0.5)"
-            )
-            print(f"peak memory of the citydata process: {max(peaks):,.0f} MiB (target < 2048)")
+            compare("PostgreSQL", "COPY FROM STDIN", args.rows, ours, bare, peaks)
 
 
 if __name__ == "__main__":

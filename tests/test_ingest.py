@@ -396,7 +396,7 @@ def test_same_file_twice_is_a_no_op_that_says_so(store, sample_catalog, tmp_path
     assert staged(store).height == 3
     with store.session() as session:
         assert session.scalar(select(func.count()).select_from(Batch)) == 1
-        assert session.scalar(select(Batch.file_hash)) == service.file_hash(path)
+        assert session.scalar(select(Batch.file_hash)) == service.file_facts(path)[0]
 
 
 def test_a_resubmission_found_out_after_its_rows_were_sent_is_rolled_back(

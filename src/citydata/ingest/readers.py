@@ -191,6 +191,7 @@ class Source:
     encoding: str | None
     pieces: Iterator[pl.DataFrame]
     chunk_rows: int
+    format: str  # csv | xlsx | jsonl | parquet
 
     def chunks(self) -> Iterator[pl.DataFrame]:
         """The first piece alone, then chunks each at most four times the one before, up to
@@ -236,7 +237,7 @@ def open_source(
             else:
                 frame, encoding = read_jsonl(path), "utf-8"
             columns, batches = frame.columns, frame.iter_slices(piece_rows)
-        yield Source([str(c).strip() for c in columns], encoding, batches, chunk_rows)
+        yield Source([str(c).strip() for c in columns], encoding, batches, chunk_rows, fmt)
 
 
 def read_jsonl(path: Path) -> pl.DataFrame:

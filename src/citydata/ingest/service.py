@@ -28,7 +28,7 @@ from citydata.db.base import as_utc, utcnow
 from citydata.db.engine import Store
 from citydata.ingest import staging
 from citydata.ingest.models import Batch, Reject
-from citydata.ingest.readers import FORMATS, Source, UnreadableFile, open_source
+from citydata.ingest.readers import Source, UnreadableFile, open_source
 from citydata.ingest.validate import ROW, BatchKeys, Checked, validate
 
 MODES = ("append", "upsert", "replace", "delete")
@@ -57,10 +57,6 @@ class Report:
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-def file_hash(path: Path) -> str:
-    return file_facts(path)[0]
 
 
 def file_facts(path: Path, block: int = 1 << 20) -> tuple[str, bool]:
@@ -225,7 +221,6 @@ def ingest(
     if mode not in MODES:
         raise IngestError(f"未知模式「{mode}」，可选：{'、'.join(MODES)}")
     hashing = _hashing.submit(file_facts, path)
-    textual = FORMATS.get(path.suffix.lower()) == "csv"  # bytes that say what values can hold
     _hashing.submit(importlib.import_module, "citydata.standards.id_bytes")  # NumPy, meanwhile
     with store.session() as session:
         recover_interrupted(session)
@@ -293,7 +288,8 @@ def ingest(
                         chunk.accepted.with_columns(pl.lit(batch_id).alias(staging.BATCH)),
                         chunk.rejects.with_columns(pl.lit(batch_id).alias("batch_id")),
                         Reject.__table__,
-                        plain=textual and hashing.done() and hashing.result()[1],
+                        # Only a CSV file's bytes are its values (transcoded GBK included).
+                        plain=source.format == "csv" and hashing.done() and hashing.result()[1],
                     )
                     step("校验并写入", tally.rows, 0)
                     _record_progress(store, batch_id, tally.rows)

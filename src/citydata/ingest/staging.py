@@ -98,9 +98,9 @@ def insert_frame(conn: Connection, table: Table, frame: pl.DataFrame, plain: boo
     raw = conn.connection.driver_connection
     if conn.dialect.name == "postgresql":
         names = ", ".join(f'"{c}"' for c in columns)
-        # CSV's own NULL, an unquoted empty field; Polars quotes an empty string (""), and any
-        # other text (a department's literal \N included) is just text.
         text = {"separator": "\t", "quote_style": "never", "null_value": "\\N"}
+        # CSV's own NULL is an unquoted empty field; Polars quotes an empty string (""), and
+        # any other text (a department's literal \N included) is just text.
         csv = {"quote_style": "necessary"}
         with raw.cursor().copy(
             f"COPY {table.name} ({names}) FROM STDIN" + ("" if plain else " WITH (FORMAT csv)")
@@ -217,7 +217,7 @@ class _SpooledSqliteTransaction:
         ddl, self.staged_columns = layout
         self.cur.execute(ddl)
         self.staged_rows = 0
-        self.spooled: dict[str, list[str]] = {}  # other tables -> columns
+        self.spooled: dict[str, list[str]] = {}  # other tables than the keys -> columns
         self.removed = 0
         self.cleared: Table | None = None
         self.key_table: tuple[Table, list[str]] | None = None
@@ -272,11 +272,10 @@ class _SpooledSqliteTransaction:
                     name = self.staged.name
                     conn.exec_driver_sql(f"INSERT INTO main.{name} SELECT * FROM spool.{name}")
                 for name, columns in self.spooled.items():
-                    if name != "_keys":
-                        listed = ", ".join(f'"{c}"' for c in columns)
-                        conn.exec_driver_sql(
-                            f"INSERT INTO main.{name} ({listed}) SELECT {listed} FROM spool.{name}"
-                        )
+                    listed = ", ".join(f'"{c}"' for c in columns)
+                    conn.exec_driver_sql(
+                        f"INSERT INTO main.{name} ({listed}) SELECT {listed} FROM spool.{name}"
+                    )
                 conn.execute(
                     table.update()
                     .where(table.c.id == key)

@@ -62,13 +62,18 @@ def _in_steps(expr: pl.Expr, steps: list[dict[str, pl.Expr]], dtype: pl.DataType
     materialised before the next reads them; the last step's last column is the result. As one
     nested expression Polars would re-evaluate every shared part at each use."""
 
-    def run(series: pl.Series) -> pl.Series:
-        frame = series.to_frame("v").select(_clean(pl.col("v")))
-        for step in steps:
-            frame = frame.with_columns(**step)
-        return frame.get_column(list(steps[-1])[-1]).alias(series.name)
+    return expr.map_batches(
+        lambda series: _run_steps(series, steps).alias(series.name),
+        return_dtype=dtype,
+        is_elementwise=False,
+    )
 
-    return expr.map_batches(run, return_dtype=dtype, is_elementwise=False)
+
+def _run_steps(series: pl.Series, steps: list[dict[str, pl.Expr]]) -> pl.Series:
+    frame = series.to_frame("v").select(_clean(pl.col("v")))
+    for step in steps:
+        frame = frame.with_columns(**step)
+    return frame.get_column(list(steps[-1])[-1])
 
 
 def id_birth_date(expr: pl.Expr) -> pl.Expr:
@@ -100,10 +105,7 @@ def id_number_valid(expr: pl.Expr, allow_legacy: bool = False) -> pl.Expr:
             ok = ok.scatter(full, valid_18(values.gather(full)))
         short = (lengths == 15).fill_null(False).arg_true() if allow_legacy else []
         if len(short):
-            frame = values.gather(short).to_frame("v")
-            for step in _legacy_steps():
-                frame = frame.with_columns(**step)
-            ok = ok.scatter(short, frame["ok"])
+            ok = ok.scatter(short, _run_steps(values.gather(short), _legacy_steps()))
         return ok
 
     # Not elementwise: one call for the whole column.
