@@ -334,7 +334,7 @@ def main() -> None:
                 theirs.wait()
             from sqlalchemy import create_engine, func, select
 
-            from citydata.share.models import AuditEntry
+            from citydata.audit.models import AuditEntry
 
             engine = create_engine(url)
             with engine.connect() as conn:

@@ -160,7 +160,14 @@ def live_server():
             s.bind(("127.0.0.1", 0))
             port = s.getsockname()[1]
         server = uvicorn.Server(
-            uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
+            uvicorn.Config(
+                app,
+                host="127.0.0.1",
+                port=port,
+                log_level="warning",
+                lifespan="off",
+                proxy_headers=False,
+            )
         )
         thread = threading.Thread(target=server.run, daemon=True)
         thread.start()

@@ -197,10 +197,18 @@ def test_review_decisions_move_rows_and_are_respected(store, catalog, client, tm
     other = make_user(store, "jy", "steward", "csjy")
     own = make_user(store, "rs", "steward", "csrs")
     url = "/api/v1/base/population/reviews/{}"
-    first = client.get(
-        "/api/v1/base/population/reviews", headers={"Authorization": f"Bearer {other}"}
-    ).json()[0]["id"]
+    # Another unit's steward sees none of these pairs (both records are shown in clear) ...
     assert (
+        client.get(
+            "/api/v1/base/population/reviews", headers={"Authorization": f"Bearer {other}"}
+        ).json()
+        == []
+    )
+    listed = client.get(
+        "/api/v1/base/population/reviews", headers={"Authorization": f"Bearer {own}"}
+    )
+    first = listed.json()[0]["id"]
+    assert (  # ... nor may decide one
         client.post(
             url.format(first),
             json={"decision": "reject"},

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, String
+from sqlalchemy import ForeignKey, Index, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from citydata.db.base import Base, utcnow
@@ -55,3 +55,30 @@ class SiteSetting(Base):
 
     key: Mapped[str] = mapped_column(String(64), primary_key=True)
     value: Mapped[str] = mapped_column(String(500))
+
+
+class UserSession(Base):
+    """A signed-in browser. The cookie carries a random token; only its hash is kept here, and a
+    session ends for good at logout (a copied cookie is worth nothing afterwards)."""
+
+    __tablename__ = "user_sessions"
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_seen_at: Mapped[datetime] = mapped_column(default=utcnow)
+    ended_at: Mapped[datetime | None]
+    client_ip: Mapped[str] = mapped_column(String(64), default="")
+
+
+class AuthFailure(Base):
+    """A failed check (a wrong password, a failed identity verification), counted per scope and
+    key (a user name, an address) to slow down guessing."""
+
+    __tablename__ = "auth_failures"
+    __table_args__ = (Index("ix_auth_failures_scope_key_at", "scope", "key", "at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    scope: Mapped[str] = mapped_column(String(32))
+    key: Mapped[str] = mapped_column(String(200))
+    at: Mapped[datetime] = mapped_column(default=utcnow)

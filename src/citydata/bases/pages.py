@@ -4,22 +4,23 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from fastapi import APIRouter, Form, HTTPException, Request
+from fastapi import APIRouter, Form, HTTPException, Path, Request
 from fastapi.responses import RedirectResponse
 
-from citydata.bases import service
-from citydata.bases.api import decide
+from citydata.audit.http import record_read
+from citydata.bases import permissions, service
+from citydata.bases.api import decide, read_master, visible_reviews
 from citydata.bases.models import Master
 from citydata.bases.spec import SpecError, spec, specs
-from citydata.web.auth import check_csrf, current_user, signed_in
+from citydata.web.auth import check_csrf, signed_in
 from citydata.web.render import render
 
 router = APIRouter(include_in_schema=False)
 
 
 def _admin(request: Request, session):  # noqa: ANN001, ANN202
-    user = current_user(request, session)
-    if user is None or user.role != "admin":
+    user = signed_in(request, session)
+    if not permissions.may_read_masters(user):
         raise HTTPException(403, "需要管理员权限")
     return user
 
@@ -33,6 +34,17 @@ def base_page(request: Request, base: str, key: str = "", name: str = ""):  # no
     with request.app.state.store.session() as session:
         user = _admin(request, session)
         found = service.search(session, base, key or None, name or None) if key or name else []
+        if found:
+            record_read(
+                request,
+                session,
+                user,
+                action="search_masters",
+                class_code=bspec.class_code,
+                query={"base": base, "key": key, "name": name},
+                rows=len(found),
+                subjects=[m.id for m in found],
+            )
         pending = service.pending_reviews(session, base)
         return render(
             request,
@@ -51,13 +63,8 @@ def base_page(request: Request, base: str, key: str = "", name: str = ""):  # no
 def reviews_page(request: Request, base: str):  # noqa: ANN201
     with request.app.state.store.session() as session:
         user = signed_in(request, session)
-        return render(
-            request,
-            "base_reviews.html",
-            user,
-            bspec=spec(base),
-            items=service.reviews(session, base),
-        )
+        items = visible_reviews(request, session, user, base)
+        return render(request, "base_reviews.html", user, bspec=spec(base), items=items)
 
 
 @router.post("/base/{base}/reviews/{review_id}")
@@ -72,14 +79,15 @@ def review_decision(
 
 
 @router.get("/base/{base}/{master_id}")
-def master_page(request: Request, base: str, master_id: int, as_of: str = ""):  # noqa: ANN201
+def master_page(request: Request, base: str, master_id: int = Path(..., ge=1), as_of: str = ""):  # noqa: ANN201
     with request.app.state.store.session() as session:
         user = _admin(request, session)
-        master = session.get(Master, master_id)
-        if master is None or master.base != base:
-            raise HTTPException(404, f"{base} 中没有主记录 {master_id}")
-        moment = datetime.fromisoformat(as_of) if as_of else None
-        data = service.master_dict(session, master, moment)
+        try:
+            moment = datetime.fromisoformat(as_of) if as_of else None
+        except ValueError as exc:
+            raise HTTPException(422, "as_of 应为 ISO 日期时间，如 2026-06-30T00:00:00") from exc
+        data = read_master(request, session, user, base, master_id, moment)
         if moment is not None:
+            master = session.get(Master, master_id)
             data["provenance"] = service.master_dict(session, master)["provenance"]
         return render(request, "base_master.html", user, bspec=spec(base), m=data, as_of=as_of)

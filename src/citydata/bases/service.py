@@ -791,17 +791,20 @@ def pending_reviews(session: Session, base: str) -> int:
 
 
 def reviews(
-    session: Session, base: str, status: str = "pending", limit: int = 100
+    session: Session,
+    base: str,
+    status: str = "pending",
+    limit: int = 100,
+    unit: str | None = None,
 ) -> list[dict[str, Any]]:
-    """Uncertain matches with both sides shown: the row as sent and the candidate master."""
-    items = list(
-        session.scalars(
-            select(MatchReview)
-            .where(MatchReview.base == base, MatchReview.status == status)
-            .order_by(MatchReview.probability.desc())
-            .limit(limit)
+    """Uncertain matches with both sides shown: the row as sent and the candidate master (only
+    of rows sent by ``unit``, when given)."""
+    query = select(MatchReview).where(MatchReview.base == base, MatchReview.status == status)
+    if unit is not None:
+        query = query.join(ResourceClass, ResourceClass.code == MatchReview.class_code).where(
+            ResourceClass.provider_code == unit
         )
-    )
+    items = list(session.scalars(query.order_by(MatchReview.probability.desc()).limit(limit)))
     if not items:
         return []
     bspec = spec(base)

@@ -38,6 +38,11 @@ class BaseSpec:
     def key(self) -> str:
         return self.keys[0]
 
+    @property
+    def class_code(self) -> str | None:
+        """The base's own catalog class (人口基础库 101001/00000)."""
+        return dict(self.catalog).get("class_code")
+
 
 def _line(text: str, needle: str) -> int | None:
     return next((n for n, line in enumerate(text.splitlines(), 1) if needle in line), None)

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Body, Depends, HTTPException, Query
 from sqlalchemy.orm import Session
 
 from citydata.accounts.models import User
-from citydata.accounts.service import can_write_unit
+from citydata.accounts.permissions import can_write_unit
 from citydata.catalog import service
 from citydata.catalog.schema import CatalogProblems
 from citydata.web.auth import db, require_user

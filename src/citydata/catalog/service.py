@@ -357,6 +357,9 @@ def export_xlsx(session: Session) -> bytes:
         rows = field_rows if key == "fields" else doc[key]
         for row in rows:
             sheet.append([_cell(c, row.get(c.attr)) for c in columns])
+            for cell in sheet[sheet.max_row]:  # text stays text, even if it begins with "="
+                if isinstance(cell.value, str):
+                    cell.data_type = "s"
         sheet.freeze_panes = "A2"
     buffer = io.BytesIO()
     book.save(buffer)

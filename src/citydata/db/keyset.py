@@ -20,9 +20,24 @@ def decode(cursor: str) -> list[Any] | None:
     """The values ``encode`` was given, or None when ``cursor`` is not one of ours."""
     try:
         values = orjson.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-    except ValueError:
+    except (ValueError, TypeError):
         return None
     return values if isinstance(values, list) else None
+
+
+INT64 = 1 << 63
+
+
+def decode_ints(cursor: str, size: int) -> list[int] | None:
+    """A cursor of ``size`` whole numbers that fit a database's BIGINT, or None."""
+    values = decode(cursor) if isinstance(cursor, str) else None
+    if values is None or len(values) != size:
+        return None
+    if not all(
+        isinstance(v, int) and not isinstance(v, bool) and -INT64 <= v < INT64 for v in values
+    ):
+        return None
+    return values
 
 
 def after(order: Sequence[ColumnElement], values: Sequence[Any]) -> ColumnElement:

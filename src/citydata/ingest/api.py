@@ -8,18 +8,22 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from fastapi import APIRouter, Depends, File, Form, HTTPException, Request, UploadFile
+from fastapi import APIRouter, Depends, File, Form, HTTPException, Query, Request, UploadFile
+from fastapi import Path as PathParam
 from fastapi.responses import Response
 from sqlalchemy.orm import Session
 
 from citydata.accounts.models import User
-from citydata.accounts.service import can_write_unit
+from citydata.audit.http import record_read
 from citydata.catalog.service import get_class
-from citydata.ingest import service
+from citydata.ingest import permissions, service
 from citydata.ingest.models import Batch
+from citydata.ingest.readers import UnreadableFile, check_upload
 from citydata.web.auth import db, require_user
 
 router = APIRouter(prefix="/api/v1", tags=["ingest 归集"])
+MAX_ID = (1 << 63) - 1  # ids are BIGINT at most
+MAX_OFFSET = 1 << 31
 
 
 def _authorise(request: Request, user: User, class_code: str) -> None:
@@ -27,15 +31,28 @@ def _authorise(request: Request, user: User, class_code: str) -> None:
         rc = get_class(session, class_code)
         if rc is None:
             raise HTTPException(404, f"信息资源「{class_code}」不存在")
-        if not can_write_unit(user, rc.provider_code):
+        if not permissions.may_submit(user, rc.provider_code):
             raise HTTPException(403, "只有管理员或该单位的数据管理员可以提交此信息资源的数据")
 
 
-def _spool(upload: UploadFile, folder: str) -> Path:
-    path = Path(folder) / Path(upload.filename or "upload").name
+def _spool(request: Request, upload: UploadFile, folder: str) -> Path:
+    """The upload on disk, refused past the size limit (413) and checked before parsing."""
+    name = Path(upload.filename or "").name.strip()
+    if name in {"", ".", ".."}:
+        name = "upload"
+    path = Path(folder) / name
+    limits = request.app.state.settings.limits
+    written = 0
     with path.open("wb") as f:
         while chunk := upload.file.read(1 << 20):
+            written += len(chunk)
+            if written > limits.upload_bytes:
+                raise HTTPException(413, f"{name}: 文件超过上限 {limits.upload_bytes >> 20} MiB")
             f.write(chunk)
+    try:
+        check_upload(path, limits)
+    except UnreadableFile as exc:
+        raise HTTPException(exc.status, str(exc)) from exc
     return path
 
 
@@ -72,7 +89,7 @@ def receive(
     """The API's upload: authorise, spool the upload, ingest it, answer with the report."""
     _authorise(request, user, class_code)
     with tempfile.TemporaryDirectory() as folder:
-        path = _spool(upload, folder)
+        path = _spool(request, upload, folder)
         try:
             return _ingest(request, user, path, class_code, mode, encoding)
         except service.IngestError as exc:
@@ -91,7 +108,11 @@ def receive_in_background(
     back as soon as the batch exists, so the page can show its progress while it runs."""
     _authorise(request, user, class_code)
     folder = tempfile.mkdtemp(prefix="citydata-upload-")
-    path = _spool(upload, folder)
+    try:
+        path = _spool(request, upload, folder)
+    except HTTPException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
     started: dict[str, Any] = {}
     ready = threading.Event()
 
@@ -139,39 +160,102 @@ def create_batch(
     return report.as_dict()
 
 
+def batch_scope(user: User) -> str | None:
+    """The unit whose batches ``user`` may list (None: every unit's); 403 if none."""
+    allowed, unit = permissions.batch_scope(user)
+    if not allowed:
+        raise HTTPException(403, "批次属于提交单位：只有单位用户、审计员和管理员可以查看")
+    return unit
+
+
 @router.get("/batches")
 def list_batches(
     unit: str | None = None,
     class_code: str | None = None,
-    offset: int = 0,
-    limit: int = 50,
+    offset: int = Query(0, ge=0, le=MAX_OFFSET),
+    limit: int = Query(50, ge=1, le=500),
     session: Session = Depends(db),
+    user: User = Depends(require_user),
 ) -> dict[str, Any]:
-    total, rows = service.list_batches(session, unit, class_code, offset, min(limit, 500))
+    """Batches of the caller's own unit (auditors and administrators: every unit's)."""
+    own = batch_scope(user)
+    if own is not None and unit not in {None, "", own}:
+        raise HTTPException(403, "只能查看本单位的批次")
+    total, rows = service.list_batches(session, own or unit, class_code, offset, limit)
     return {"count": total, "results": [service.batch_dict(b) for b in rows]}
 
 
-@router.get("/batches/{batch_id}")
-def show_batch(batch_id: int, session: Session = Depends(db)) -> dict[str, Any]:
-    batch = session.get(Batch, batch_id)
+def visible_batch(session: Session, user: User, batch_id: int) -> tuple[Batch, bool]:
+    """(the batch, whether its rejected values may be shown); 404/403 otherwise."""
+    batch = session.get(Batch, batch_id) if 0 < batch_id <= MAX_ID else None
     if batch is None:
         raise HTTPException(404, f"批次 {batch_id} 不存在")
+    if not permissions.may_see_batch(user, batch):
+        raise HTTPException(403, "批次属于提交单位：只有该单位用户、审计员和管理员可以查看")
+    return batch, permissions.may_see_values(user, batch)
+
+
+def shown_rejects(
+    request: Request, session: Session, user: User, batch: Batch, values: bool, limit: int
+) -> list[dict[str, Any]]:
+    """The batch's first rejects; with values (masked, and the read audited) if allowed."""
+    rows = service.rejects_shown(session, batch, limit)
+    if not values:
+        return [{**r, "value": None} for r in rows]
+    if rows:
+        record_read(
+            request,
+            session,
+            user,
+            action="read_rejects",
+            class_code=batch.class_code,
+            query={"batch": batch.id},
+            fields=sorted({r["field"] for r in rows}),
+            rows=len(rows),
+        )
+    return rows
+
+
+@router.get("/batches/{batch_id}")
+def show_batch(
+    request: Request,
+    batch_id: int = PathParam(..., ge=1, le=MAX_ID),
+    session: Session = Depends(db),
+    user: User = Depends(require_user),
+) -> dict[str, Any]:
+    """A batch's figures, and its first rejected checks (values masked; only for those who may
+    read the class's data)."""
+    batch, values = visible_batch(session, user, batch_id)
     return {
         **service.batch_dict(batch),
-        "rejections": service.rejects_frame(session, batch_id).head(100).to_dicts(),
+        "rejections": shown_rejects(request, session, user, batch, values, 100),
     }
 
 
 @router.get("/batches/{batch_id}/rejects.{fmt}")
 def download_rejects(
-    batch_id: int, fmt: str, user: User = Depends(require_user), session: Session = Depends(db)
+    request: Request,
+    fmt: str,
+    batch_id: int = PathParam(..., ge=1, le=MAX_ID),
+    user: User = Depends(require_user),
+    session: Session = Depends(db),
 ) -> Response:
-    """Rejected rows hold the department's raw values: its steward, administrators and auditors only."""
+    """Rejected rows as the department sent them, to fix and send again: its steward and
+    administrators only, and the read is audited."""
     batch = session.get(Batch, batch_id)
     if batch is None or fmt not in {"csv", "xlsx"}:
         raise HTTPException(404, "没有这个批次或格式")
-    if not (can_write_unit(user, batch.unit_code) or user.role == "auditor"):
-        raise HTTPException(403, "只有该单位的数据管理员、管理员或审计员可以下载拒收明细")
+    if not permissions.may_download_rejects(user, batch):
+        raise HTTPException(403, "只有该单位的数据管理员或管理员可以下载拒收明细")
+    record_read(
+        request,
+        session,
+        user,
+        action="export_rejects",
+        class_code=batch.class_code,
+        query={"batch": batch.id, "format": fmt},
+        rows=batch.rows_rejected,
+    )
     media = (
         "text/csv; charset=utf-8"
         if fmt == "csv"

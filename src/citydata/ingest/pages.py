@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, File, Form, HTTPException, Request, UploadFile
+from fastapi import APIRouter, File, Form, Path, Query, Request, UploadFile
 from fastapi.responses import RedirectResponse
 
-from citydata.ingest import service
-from citydata.ingest.api import receive_in_background
-from citydata.ingest.models import Batch
+from citydata.ingest import permissions, service
+from citydata.ingest.api import (
+    MAX_ID,
+    batch_scope,
+    receive_in_background,
+    shown_rejects,
+    visible_batch,
+)
 from citydata.web.auth import check_csrf, current_user, signed_in
 from citydata.web.render import render
 
@@ -15,10 +20,12 @@ router = APIRouter(include_in_schema=False)
 
 
 @router.get("/batches")
-def batches_page(request: Request, unit: str = "", page: int = 1):  # noqa: ANN201
-    page = max(page, 1)
+def batches_page(request: Request, unit: str = "", page: int = Query(1, ge=1, le=1 << 20)):  # noqa: ANN201
     with request.app.state.store.session() as session:
-        user = current_user(request, session)
+        user = signed_in(request, session)
+        own = batch_scope(user)
+        if own is not None:
+            unit = own
         total, rows = service.list_batches(session, unit or None, None, (page - 1) * 50, 50)
         return render(request, "batches.html", user, rows=rows, total=total, page=page, unit=unit)
 
@@ -40,19 +47,19 @@ def upload(
 
 
 @router.get("/batches/{batch_id}")
-def batch_page(batch_id: int, request: Request):  # noqa: ANN201
+def batch_page(request: Request, batch_id: int = Path(..., ge=1, le=MAX_ID)):  # noqa: ANN201
     with request.app.state.store.session() as session:
-        user = current_user(request, session)
-        batch = session.get(Batch, batch_id)
-        if batch is None:
-            raise HTTPException(404, f"批次 {batch_id} 不存在")
-        rejects = service.rejects_frame(session, batch_id).head(200).to_dicts()
+        user = signed_in(request, session)
+        batch, values = visible_batch(session, user, batch_id)
+        rejects = shown_rejects(request, session, user, batch, values, 200)
         return render(
             request,
             "batch_detail.html",
             user,
             b=batch,
             rejects=rejects,
+            values=values,
+            may_download=permissions.may_download_rejects(user, batch),
             rule_names=service.RULE_NAMES,
         )
 

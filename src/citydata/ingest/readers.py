@@ -6,7 +6,9 @@ read raises UnreadableFile with a message naming the file and the problem."""
 from __future__ import annotations
 
 import codecs
+import re
 import tempfile
+import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
@@ -14,6 +16,8 @@ from pathlib import Path
 
 import polars as pl
 from charset_normalizer import from_bytes
+
+from citydata.config import Limits
 
 FORMATS = {
     ".csv": "csv",
@@ -36,7 +40,11 @@ ENCODINGS = {
 
 
 class UnreadableFile(Exception):
-    pass
+    """``status``: how HTTP answers it (413 for a file past a limit)."""
+
+    def __init__(self, message: str, status: int = 422):
+        super().__init__(message)
+        self.status = status
 
 
 def file_format(path: Path, declared: str | None = None) -> str:
@@ -119,6 +127,70 @@ def _utf8_source(path: Path, encoding: str | None, target: Path) -> tuple[Path, 
         if _decode(path, candidate, target) is None:
             return target, candidate
     raise UnreadableFile(f"{path.name}: 无法判断文件编码（不是 UTF-8、GBK 或 GB18030）")
+
+
+def _column_number(letters: bytes) -> int:
+    number = 0
+    for c in letters:
+        number = number * 26 + (c - 64)
+    return number
+
+
+def sheet_extent(path: Path, limits: Limits) -> tuple[int, int]:
+    """(rows, columns) an Excel workbook's first sheet spans, found by scanning its cell
+    references (the declared <dimension> can lie), stopping early past the limits. A sheet of
+    one far cell costs a reader rows × columns cells of memory: this is checked first."""
+    try:
+        book = zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise UnreadableFile(f"{path.name}: 不是有效的 Excel 工作簿：{exc}") from exc
+    with book:
+        unzipped = sum(i.file_size for i in book.infolist())
+        if unzipped > limits.unzipped_bytes:
+            raise UnreadableFile(
+                f"{path.name}: 解压后 {unzipped >> 20} MiB，超过上限 {limits.unzipped_bytes >> 20} MiB",
+                413,
+            )
+        sheets = sorted(
+            n for n in book.namelist() if re.fullmatch(r"xl/worksheets/sheet\d+\.xml", n)
+        )
+        if not sheets:
+            raise UnreadableFile(f"{path.name}: 工作簿中没有工作表")
+        first = min(sheets, key=lambda n: int(re.sub(r"\D", "", n)))
+        rows = columns = 0
+        tail = b""
+        with book.open(first) as xml:
+            while chunk := xml.read(1 << 20):
+                text = tail + chunk
+                for letters, digits in _CELL_REF.findall(text):
+                    columns = max(columns, _column_number(letters))
+                    rows = max(rows, int(digits))
+                tail = text[-32:]
+                if columns > limits.columns or rows * max(columns, 1) > limits.sheet_cells:
+                    break
+    return rows, columns
+
+
+_CELL_REF = re.compile(rb'<c r="([A-Z]{1,3})(\d{1,7})"')
+
+
+def check_upload(path: Path, limits: Limits) -> None:
+    """Refuse a file past the limits before any reader allocates for it (UnreadableFile, 413)."""
+    size = path.stat().st_size
+    if size > limits.upload_bytes:
+        raise UnreadableFile(f"{path.name}: 文件超过上限 {limits.upload_bytes >> 20} MiB", 413)
+    if FORMATS.get(path.suffix.lower()) == "xlsx":
+        rows, columns = sheet_extent(path, limits)
+        if columns > limits.columns:
+            raise UnreadableFile(
+                f"{path.name}: 工作表有 {columns} 列，超过上限 {limits.columns} 列", 413
+            )
+        if rows > limits.rows or rows * columns > limits.sheet_cells:
+            raise UnreadableFile(
+                f"{path.name}: 工作表范围 {rows} 行 × {columns} 列，超过上限"
+                f"（{limits.rows} 行，{limits.sheet_cells} 个单元格）",
+                413,
+            )
 
 
 def _cell_text(value: object) -> str | None:

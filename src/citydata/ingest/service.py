@@ -24,12 +24,14 @@ from sqlalchemy.orm import Session, selectinload
 
 from citydata.catalog import vocab
 from citydata.catalog.models import ResourceClass, Unit
+from citydata.cells import neutralise_frame
 from citydata.db.base import as_utc, utcnow
 from citydata.db.engine import Store
 from citydata.ingest import staging
 from citydata.ingest.models import Batch, Reject
 from citydata.ingest.readers import Source, UnreadableFile, open_source
 from citydata.ingest.validate import ROW, BatchKeys, Checked, validate
+from citydata.privacy.masking import class_fields, grant_masks, mask_value
 
 MODES = ("append", "upsert", "replace", "delete")
 Progress = Callable[[str, int, int], None]
@@ -460,6 +462,22 @@ def rejects_frame(session: Session, batch_id: int) -> pl.DataFrame:
     )
 
 
+def rejects_shown(session: Session, batch: Batch, limit: int) -> list[dict[str, Any]]:
+    """The first rejected checks of a batch for a page or the API: personal values masked as the
+    sharing service masks them (jointly over the class's fields: rejects of one row together
+    must not rebuild a masked value)."""
+    rc = session.get(ResourceClass, batch.class_code)
+    rows = rejects_frame(session, batch.id).head(limit).to_dicts()
+    if rc is None:
+        return [{**r, "value": None} for r in rows]
+    every, masks = class_fields(rc.code, rc.fields)
+    kinds = grant_masks(every, masks, [f.name for f in every], [])
+    for r in rows:
+        if r["field"] in kinds:
+            r["value"] = mask_value(r["value"], kinds[r["field"]])
+    return rows
+
+
 def rejects_export(session: Session, batch_id: int, fmt: str = "csv") -> bytes:
     """The rejected checks with the rule's Chinese name, for the department to fix and resubmit."""
     frame = (
@@ -475,7 +493,7 @@ def rejects_export(session: Session, batch_id: int, fmt: str = "csv") -> bytes:
         buffer = io.BytesIO()
         frame.write_excel(buffer, worksheet="拒收明细")
         return buffer.getvalue()
-    return b"\xef\xbb\xbf" + frame.write_csv().encode()  # BOM: Excel opens it as UTF-8
+    return b"\xef\xbb\xbf" + neutralise_frame(frame).write_csv().encode()  # BOM: Excel reads UTF-8
 
 
 RULE_NAMES = {

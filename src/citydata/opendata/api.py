@@ -18,6 +18,8 @@ from citydata.accounts.service import user_for_token
 from citydata.opendata import ckan, downloads, service, sql
 from citydata.opendata.service import Catalogue, Dataset, OpenDataError
 from citydata.share.service import released_to
+from citydata.web.auth import cookie_user
+from citydata.web.client import client_ip
 
 router = APIRouter(tags=["opendata 开放数据 (CKAN)"])
 JSON = "application/json"
@@ -38,9 +40,7 @@ def api_user(request: Request, session: Session) -> User | None:
     key = key.removeprefix("Bearer ").strip()
     if key:
         return user_for_token(session, key)
-    user_id = request.session.get("user_id") if "session" in request.scope else None
-    user = session.get(User, user_id) if user_id else None
-    return user if user is not None and user.active else None
+    return cookie_user(request, session)
 
 
 def may_read(session: Session, user: User | None, ds: Dataset) -> bool:
@@ -48,8 +48,9 @@ def may_read(session: Session, user: User | None, ds: Dataset) -> bool:
 
 
 def limited(request: Request) -> int | None:
-    ip = request.client.host if request.client else ""
-    return request.app.state.open_limiter.take(ip, request.app.state.settings.open_rate_per_minute)
+    return request.app.state.open_limiter.take(
+        client_ip(request), request.app.state.settings.open_rate_per_minute
+    )
 
 
 # ---------------------------------------------------------------- CKAN's envelope

@@ -16,6 +16,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from citydata.cells import XLSXWRITER_OPTIONS, neutralise_frame
 from citydata.db.engine import Store
 from citydata.opendata.models import OpenDownload
 from citydata.opendata.service import Dataset, OpenDataError, iter_rows
@@ -68,7 +69,7 @@ def _csv(store: Store, ds: Dataset, names: list[str]) -> Iterator[bytes]:
     for rows in _chunks(store, ds):
         frame = pl.DataFrame(rows, schema=dict.fromkeys(names, pl.String), orient="row")
         buffer = io.BytesIO()
-        frame.write_csv(buffer, include_header=False)
+        neutralise_frame(frame).write_csv(buffer, include_header=False)
         yield buffer.getvalue()
 
 
@@ -88,7 +89,9 @@ def _xlsx(store: Store, ds: Dataset, names: list[str]) -> Iterator[bytes]:
     handle, path = tempfile.mkstemp(suffix=".xlsx")
     os.close(handle)
     try:
-        book = xlsxwriter.Workbook(path, {"constant_memory": True, "strings_to_numbers": False})
+        book = xlsxwriter.Workbook(
+            path, {"constant_memory": True, "strings_to_numbers": False, **XLSXWRITER_OPTIONS}
+        )
         sheet = book.add_worksheet(ds.code.replace("/", "-")[:31])
         labels = {f.name: f.label for f in ds.fields}
         sheet.write_row(0, 0, [labels[n] for n in names])

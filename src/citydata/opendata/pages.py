@@ -17,7 +17,8 @@ from citydata.opendata.api import api_user, base_url, catalogue, may_read
 from citydata.opendata.service import TOPIC_BY_NAME, TOPICS, OpenDataError
 from citydata.share.models import STATUS
 from citydata.share.service import ShareError, applications, apply_open
-from citydata.web.auth import check_csrf, signed_in
+from citydata.web.auth import check_csrf, sign_in, signed_in
+from citydata.web.client import client_ip
 from citydata.web.render import render
 
 router = APIRouter(include_in_schema=False)
@@ -232,7 +233,5 @@ def register(  # noqa: ANN201
         except AccountError as exc:
             session.rollback()
             return render(request, "open_register.html", error=str(exc), status_code=400)
-        session.commit()
-        request.session.clear()
-        request.session["user_id"] = user.id
+        sign_in(request, session, user, client_ip(request))
     return RedirectResponse("/open", status_code=303)

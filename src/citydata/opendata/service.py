@@ -640,7 +640,7 @@ def datastore_search(
     if next_page:
         if not paged_by_key:
             raise OpenDataError("next_page 只能用于按 _id 排序的查询")
-        after = keyset.decode(next_page)
+        after = keyset.decode_ints(next_page, len(src.order(source)))
         if after is None:
             raise OpenDataError("next_page 无效")
         where.append(keyset.after(src.order(source), after))

@@ -21,10 +21,14 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from citydata.accounts.models import User
-from citydata.share import audit, gateway, service, webhooks
-from citydata.share.audit import AuditError
+from citydata.accounts.permissions import may_audit
+from citydata.audit import service as audit
+from citydata.audit.service import AuditError
+from citydata.cells import neutralise
+from citydata.share import gateway, permissions, service, webhooks
 from citydata.share.service import ShareError
 from citydata.web.auth import db, require_user
+from citydata.web.client import client_ip, peer
 
 share_router = APIRouter(prefix="/api/share/v1", tags=["share 共享接口"])
 router = APIRouter(prefix="/api/v1", tags=["share 共享管理"])
@@ -38,6 +42,24 @@ def _json(status: int, content: dict[str, Any], headers: dict[str, str] | None =
 # ---------------------------------------------------------------- the sharing API
 
 
+# Calls that deliver or confirm data must say for whom and in which case (the national sharing
+# rules' 经办人 and 办件编号): an audit entry naming no person is worth little.
+NAMED_CALLS = {"lookup", "verify", "query", "export", "changes"}
+END_USER, CASE_ID = "x-citydata-user-id", "x-citydata-case-id"
+
+
+def _header_text(request: Request, name: str) -> str:
+    """A header as UTF-8 text (HTTP carries bytes; Starlette hands them over as Latin-1)."""
+    raw = request.headers.get(name, "")
+    try:
+        text = raw.encode("latin-1").decode("utf-8").strip()
+    except UnicodeError as exc:
+        raise ShareError(f"{name} 不是有效的 UTF-8 文本", "bad_header") from exc
+    if len(text) > 100 or any(not c.isprintable() for c in text):
+        raise ShareError(f"{name} 过长或含控制字符（最多 100 个字符）", "bad_header")
+    return text
+
+
 class _Call:
     """One audited call: the entry grows as we learn who calls and what leaves."""
 
@@ -45,7 +67,6 @@ class _Call:
         self.request = request
         self.store = request.app.state.store
         self.request_id = str(uuid.uuid4())
-        headers = request.headers
         self.entry: dict[str, Any] = {
             "at": datetime.now(UTC),
             "request_id": self.request_id,
@@ -57,9 +78,10 @@ class _Call:
             "action": action,
             "fields": [],
             "query": {},
-            "end_user": headers.get("x-citydata-user-id", "")[:100],
-            "case_id": headers.get("x-citydata-case-id", "")[:100],
-            "client_ip": request.client.host if request.client else "",
+            "end_user": "",
+            "case_id": "",
+            "client_ip": client_ip(request),
+            "peer_ip": peer(request.scope),
             "rows": 0,
             "subjects": [],
             "outcome": "ok",
@@ -93,6 +115,19 @@ class _Call:
         }
         return _json(503, body, {"X-Request-Id": self.request_id})
 
+    def identify(self) -> None:
+        """Who the call is for, from its headers; required where data is delivered."""
+        end_user, case_id = (
+            _header_text(self.request, END_USER),
+            _header_text(self.request, CASE_ID),
+        )
+        self.entry.update(end_user=end_user, case_id=case_id)
+        if self.entry["action"] in NAMED_CALLS and not (end_user and case_id):
+            raise ShareError(
+                "必须在 X-Citydata-User-Id 和 X-Citydata-Case-Id 中写明经办人和办件编号",
+                "end_user_required",
+            )
+
     def open(
         self, session: Session, body: dict[str, Any]
     ) -> tuple[gateway.Caller, gateway.Resource]:
@@ -104,9 +139,11 @@ class _Call:
             consumer_code=caller.consumer_code,
             system_name=caller.system_name,
             application_id=caller.application_id,
-            class_code=body.get("class_code") or caller.class_code,
+            class_code=caller.class_code,
         )
-        if body.get("class_code", caller.class_code) != caller.class_code:
+        asked = body.get("class_code", caller.class_code)
+        if asked != caller.class_code:
+            self.entry["query"] = {"class_code": asked}
             raise ShareError(
                 f"凭证对应的申请只授权了「{caller.class_code}」", "class_not_granted", 403
             )
@@ -121,8 +158,13 @@ class _Call:
         return Response(content, 200, headers=headers, media_type=JSON)
 
 
+MAX_BODY = 1 << 20  # a sharing call names at most 100 keys and some filters
+
+
 async def _body(request: Request) -> dict[str, Any]:
     raw = await request.body()
+    if len(raw) > MAX_BODY:
+        raise ShareError("请求体过大（最多 1 MiB）", "body_too_large", 413)
     try:
         body = orjson.loads(raw or b"{}")
     except orjson.JSONDecodeError as exc:
@@ -147,6 +189,7 @@ async def _serve(
     run on a worker thread, so a slow one never holds up the others."""
     call = _Call(request, action)
     try:
+        call.identify()
         body = await _body(request)
 
         def answer() -> Response:
@@ -267,7 +310,15 @@ async def subscribe(request: Request) -> Response:
 
     def work(session, caller, res, body, call):  # noqa: ANN001, ANN202
         call.entry["query"] = {"url": body.get("url")}
-        sub, secret = webhooks.subscribe(session, caller, res, body.get("url"))
+        state = request.app.state
+        sub, secret = webhooks.subscribe(
+            session,
+            caller,
+            res,
+            body.get("url"),
+            state.keys,
+            state.settings.webhook_allow_hosts,
+        )
         return {"subscription": webhooks.subscription_dict(sub), "signing_secret": secret}, 0, []
 
     return await _serve(request, "subscribe", work)
@@ -358,7 +409,7 @@ def _stream(store, caller, res, fields, filters, fmt):  # noqa: ANN001, ANN202
     with store.session() as session:
         for page in gateway.export(session, caller, res, fields, filters):
             if fmt == "csv":
-                writer.writerows(page)
+                writer.writerows({k: neutralise(v) for k, v in r.items()} for r in page)
                 yield flush()
             else:
                 yield b"".join(orjson.dumps(r) + b"\n" for r in page)
@@ -538,7 +589,7 @@ def revoke_credential(
 
 
 def _auditor(user: User = Depends(require_user)) -> User:
-    if user.role not in {"admin", "auditor"}:
+    if not may_audit(user):
         raise HTTPException(403, "需要审计员或管理员权限")
     return user
 
@@ -564,6 +615,11 @@ def verify_audit(session: Session = Depends(db), _user: User = Depends(_auditor)
 
 @router.get("/share/usage")
 def usage(
-    since: date | None = None, session: Session = Depends(db), _user: User = Depends(require_user)
+    since: date | None = None, session: Session = Depends(db), user: User = Depends(require_user)
 ) -> list[dict[str, Any]]:
-    return audit.usage(session, since)
+    """Sharing calls per day, consumer unit and class: all units for auditors and
+    administrators, a unit's own for its staff."""
+    allowed, unit = permissions.usage_scope(user)
+    if not allowed:
+        raise HTTPException(403, "只有单位用户、审计员或管理员可以查看共享用量")
+    return audit.usage(session, since, unit)

@@ -9,9 +9,12 @@ import typer
 from rich.table import Table
 from sqlalchemy import select
 
+from citydata import keys
 from citydata.accounts.models import User
+from citydata.audit import service as audit
 from citydata.cli_common import fail, out, print_json, store
-from citydata.share import audit, service, webhooks
+from citydata.config import Settings
+from citydata.share import service, webhooks
 from citydata.share.service import ShareError
 
 share_app = typer.Typer(help="共享：申请、审核、凭证", no_args_is_help=True)
@@ -19,7 +22,7 @@ credential_app = typer.Typer(help="调用系统的共享凭证", no_args_is_help
 share_app.add_typer(credential_app, name="credential")
 webhook_app = typer.Typer(help="变更订阅（webhook）通知", no_args_is_help=True)
 share_app.add_typer(webhook_app, name="webhooks")
-audit_app = typer.Typer(help="共享调用审计", no_args_is_help=True)
+audit_app = typer.Typer(help="审计：谁在何时为何读了什么", no_args_is_help=True)
 
 AS_USER = typer.Option(..., "--user", "-u", help="以哪个用户的身份操作")
 JSON_OUT = typer.Option(False, "--json", help="输出 JSON")
@@ -222,7 +225,10 @@ def webhooks_cmd(
 @webhook_app.command("dispatch")
 def dispatch_cmd(as_json: bool = JSON_OUT) -> None:
     """Send every due notice once (the server also does this every CITYDATA_WEBHOOK_SECONDS)."""
-    report = webhooks.dispatch(store())
+    settings = Settings.from_env()
+    report = webhooks.dispatch(
+        store(), keys=keys.load(settings), allow_hosts=settings.webhook_allow_hosts
+    )
     if as_json:
         print_json(vars(report))
         return

@@ -27,14 +27,21 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session
 
+from citydata.audit.models import AuditEntry
+from citydata.audit.service import IS_CALL
 from citydata.bases.models import MasterChange
 from citydata.bases.service import base_for_class
 from citydata.catalog.models import ResourceClass
 from citydata.catalog.service import get_class
 from citydata.db import keyset
 from citydata.ingest import staging
-from citydata.share.audit import IS_CALL, AuditEntry
-from citydata.share.masking import PERSONAL, mask_frame, mask_kind, mask_value
+from citydata.privacy.masking import (
+    Field,
+    class_fields,
+    grant_masks,
+    mask_frame,
+    mask_value,
+)
 from citydata.share.models import STATUS, ShareApplication, ShareCredential
 from citydata.share.service import (
     CREDENTIAL_PREFIX,
@@ -202,6 +209,7 @@ class Resource:
     order: tuple[str, ...]  # a stable row order for cursors (empty: offsets)
     masks: dict[str, str]  # personal field -> mask kind
     base: str | None  # the base whose masters the rows are, for the audit's subjects
+    fields: tuple[Field, ...] = ()  # every field, with the mask it would get (joint masking)
 
 
 _resources: dict[tuple[str, int], Resource] = {}
@@ -214,9 +222,7 @@ def resource(session: Session, class_code: str, version: int | None = None) -> R
     rc = get_class(session, class_code)
     if rc is None:
         raise ShareError(f"信息资源「{class_code}」不存在", "unknown_class", 404)
-    masks = {
-        f.name: mask_kind(rc.code, f.name, f.rules) for f in rc.fields if f.sensitivity in PERSONAL
-    }
+    every, masks = class_fields(rc.code, rc.fields)
     keys = [f.name for f in rc.fields if f.is_key]
     base = base_for_class(rc.code)
     if base is not None:
@@ -229,6 +235,7 @@ def resource(session: Session, class_code: str, version: int | None = None) -> R
             ("master_id",),
             masks,
             base.code,
+            every,
         )
     elif rc.category == "theme":
         from citydata.bases.themes import load_themes
@@ -236,7 +243,7 @@ def resource(session: Session, class_code: str, version: int | None = None) -> R
         theme = next((t for t in load_themes().values() if t.code == rc.code), None)
         if theme is None:
             raise ShareError(f"主题库「{class_code}」没有定义", "unknown_class", 404)
-        found = Resource(rc.code, "theme", theme.table, None, None, (), masks, None)
+        found = Resource(rc.code, "theme", theme.table, None, None, (), masks, None, every)
     else:
         key = keys[0] if len(keys) == 1 else None
         feeds = rc.base_db if rc.base_db != "none" else None
@@ -249,8 +256,24 @@ def resource(session: Session, class_code: str, version: int | None = None) -> R
             (staging.BATCH, staging.ROW),
             masks,
             feeds,
+            every,
         )
     _resources[(class_code, rc.version)] = found
+    return found
+
+
+_grant_masks: dict[tuple, dict[str, str]] = {}
+
+
+def masks_for(caller: Caller, res: Resource) -> dict[str, str]:
+    """What the caller's grant delivers masked, and how (computed once per grant)."""
+    signature = (res.class_code, res.table, caller.granted, caller.unmasked)
+    found = _grant_masks.get(signature)
+    if found is None:
+        if len(_grant_masks) >= 4096:
+            _grant_masks.clear()
+        found = grant_masks(res.fields, res.masks, caller.granted, caller.unmasked)
+        _grant_masks[signature] = found
     return found
 
 
@@ -308,7 +331,7 @@ SMALL = 64  # up to this many rows, masking value by value beats building a fram
 def _deliver(
     caller: Caller, res: Resource, rows: list, columns: list[str], fields: list[str]
 ) -> Delivery:
-    masks = {f: k for f, k in res.masks.items() if f in fields and f not in caller.unmasked}
+    masks = {f: k for f, k in masks_for(caller, res).items() if f in fields}
     master = columns.index("_master")
     subjects = sorted({int(r[master]) for r in rows if r[master] is not None})
     if len(rows) <= SMALL:
@@ -373,10 +396,10 @@ def _check_limit(limit: int) -> None:
         raise ShareError(f"limit 应在 1–{MAX_LIMIT} 之间", "bad_limit")
 
 
-def _after(cursor: str, size: int = 1) -> list[Any]:
-    """The position a cursor names: ``size`` values."""
-    values = keyset.decode(cursor)
-    if values is None or len(values) != size:
+def _after(cursor: Any, size: int = 1) -> list[Any]:
+    """The position a cursor names: ``size`` whole numbers (row ids, offsets, change ids)."""
+    values = keyset.decode_ints(cursor, size)
+    if values is None:
         raise ShareError("cursor 无效", "bad_cursor")
     return values
 
@@ -385,19 +408,24 @@ def _position(cursor: str | None) -> int:
     """A one-number cursor (an offset, a change id); 0 without one."""
     if not cursor:
         return 0
-    try:
-        return int(_after(cursor)[0])
-    except (TypeError, ValueError) as exc:
-        raise ShareError("cursor 无效", "bad_cursor") from exc
+    value = _after(cursor)[0]
+    if value < 0:
+        raise ShareError("cursor 无效", "bad_cursor")
+    return value
 
 
-def _conditions(caller: Caller, source, filters: dict[str, Any]) -> list:  # noqa: ANN001
+def _conditions(caller: Caller, res: Resource, source, filters: dict[str, Any]) -> list:  # noqa: ANN001
     if not isinstance(filters, dict):
         raise ShareError("filters 应为 {信息项: 值 或 {运算: 值}}", "bad_filter")
     conditions = []
+    masked = masks_for(caller, res)
     for name, spec_ in filters.items():
         if name not in caller.granted:
             raise ShareError(f"筛选的信息项未获授权：{name}", "field_not_granted", 403)
+        if name in masked:  # filtering on it would tell, call by call, what the mask hides
+            raise ShareError(
+                f"只能按不脱敏交付的信息项筛选：{name} 以脱敏形式交付", "filter_on_masked", 403
+            )
         ops = spec_ if isinstance(spec_, dict) else {"eq": spec_}
         for op, value in ops.items():
             if op not in OPS:
@@ -423,7 +451,9 @@ def query(
 ) -> Delivery:
     _check_limit(limit)
     source = _source(res, [*fields, *(filters or {})])
-    stmt = _select_fields(res, source, fields).where(*_conditions(caller, source, filters or {}))
+    stmt = _select_fields(res, source, fields).where(
+        *_conditions(caller, res, source, filters or {})
+    )
     order = [source.c[c] for c in res.order]
     if order:
         stmt = stmt.add_columns(*[c.label(f"_o{i}") for i, c in enumerate(order)]).order_by(*order)
@@ -473,7 +503,7 @@ def export_plan(
     (the audit entry is written first)."""
     source = _source(res, list(filters or {}))
     stmt = _with_subjects(res, select(literal(1).label("_one")), source).where(
-        *_conditions(caller, source, filters or {})
+        *_conditions(caller, res, source, filters or {})
     )
     masters = session.scalars(select(stmt.subquery().c._master)).all()
     return len(masters), sorted({int(m) for m in masters if m is not None})
@@ -488,6 +518,10 @@ def verify(
         raise ShareError(f"「{res.class_code}」没有单一业务主键，不能核验", "no_key")
     if not isinstance(claims, dict) or not claims:
         raise ShareError("fields 应为 {信息项: 待核验的值}", "bad_claims")
+    # One candidate value per field and one key per call: each guess is a call, counted
+    # against the day's quota and audited.
+    if not all(isinstance(v, str | int) and not isinstance(v, bool) for v in claims.values()):
+        raise ShareError("每个信息项只能核验一个值（字符串或整数）", "bad_claims")
     wanted_fields(caller, [res.key_field, *claims])
     rows, columns = _by_keys(session, res, [key], list(claims))
     record = dict(zip(columns, rows[0], strict=True)) if rows else None

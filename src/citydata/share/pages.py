@@ -8,9 +8,11 @@ from datetime import date, timedelta
 from fastapi import APIRouter, Form, HTTPException, Request
 from fastapi.responses import RedirectResponse
 
+from citydata.accounts.permissions import may_audit
+from citydata.audit import service as audit
 from citydata.bases.service import search as search_masters
 from citydata.catalog.service import get_class
-from citydata.share import audit, service
+from citydata.share import permissions, service
 from citydata.share.models import STATUS
 from citydata.share.service import ShareError
 from citydata.web.auth import check_csrf, signed_in
@@ -24,7 +26,8 @@ def share_list(request: Request, status: str = ""):  # noqa: ANN201
     with request.app.state.store.session() as session:
         user = signed_in(request, session)
         apps = [service.application_dict(a) for a in service.applications(session, user, status)]
-        usage = audit.usage(session, date.today() - timedelta(days=30))
+        allowed, unit = permissions.usage_scope(user)
+        usage = audit.usage(session, date.today() - timedelta(days=30), unit) if allowed else []
         return render(
             request,
             "share_list.html",
@@ -92,8 +95,8 @@ def _detail(request: Request, session, user, application_id: int, **extra):  # n
         app=service.application_dict(app),
         decisions=service.decisions(session, app.id),
         credentials=service.credentials(session, app.id),
-        may_decide=service.may_decide(user, app) and app.status == "pending",
-        may_issue=service.may_apply(user, app.consumer_code)
+        may_decide=permissions.may_decide(user, app) and app.status == "pending",
+        may_issue=permissions.may_apply(user, app.consumer_code)
         and service.current_status(app) == "approved",
         **extra,
     )
@@ -144,7 +147,7 @@ def share_issue(request: Request, application_id: int, csrf: str = Form("")):  #
 def audit_page(request: Request, id_number: str = "", master: str = "", unit: str = ""):  # noqa: ANN201
     with request.app.state.store.session() as session:
         user = signed_in(request, session)
-        if user.role not in {"admin", "auditor"}:
+        if not may_audit(user):
             raise HTTPException(403, "需要审计员或管理员权限")
         master_id = int(master) if master.isdigit() else None
         if id_number:

@@ -12,15 +12,18 @@ import secrets
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from citydata.accounts.models import User
+from citydata.accounts.permissions import may_audit
 from citydata.accounts.service import secret_digest
 from citydata.catalog.models import ResourceClass, Unit
 from citydata.catalog.service import get_class
 from citydata.db.base import as_utc, utcnow
+from citydata.privacy.masking import class_fields, grant_masks
 from citydata.share.models import STATUS, ShareApplication, ShareCredential, ShareDecision
+from citydata.share.permissions import may_apply, may_decide, may_see
 from citydata.share.workdays import add_workdays
 
 RESPONSE_WORKDAYS = 10  # the national sharing rules' answer period for 有条件共享
@@ -42,29 +45,6 @@ class ShareError(ValueError):
 
 def _denied(message: str) -> ShareError:
     return ShareError(message, "forbidden", 403)
-
-
-# ---------------------------------------------------------------- who may do what
-
-
-def may_apply(user: User, consumer_code: str | None) -> bool:
-    return user.role == "admin" or (
-        consumer_code is not None
-        and user.unit_code == consumer_code
-        and user.role not in {"auditor", "public"}
-    )
-
-
-def may_decide(user: User, app: ShareApplication) -> bool:
-    return user.role == "admin" or (user.role == "steward" and user.unit_code == app.provider_code)
-
-
-def may_see(user: User, app: ShareApplication) -> bool:
-    return (
-        user.role in {"admin", "auditor"}
-        or app.applicant == user.username
-        or (user.unit_code is not None and user.unit_code in {app.consumer_code, app.provider_code})
-    )
 
 
 # ---------------------------------------------------------------- applications
@@ -162,7 +142,31 @@ def apply(
         applicant=user.username,
         status="pending",
     )
-    return _submit(session, app, rc.share_type, rc.share_condition, today, response_workdays)
+    person = _beyond_automatic(rc, app, today)
+    return _submit(
+        session, app, rc.share_type, rc.share_condition, today, response_workdays, person
+    )
+
+
+# 无条件共享 is approved by the system only for the ordinary case: personal fields masked, no
+# sensitive personal information, the usual validity and volume. Anything more is a person's
+# decision, whatever the class's attribute says.
+AUTO_VALIDITY = timedelta(days=366)
+AUTO_DAILY_VOLUME = 10_000
+
+
+def _beyond_automatic(rc: ResourceClass, app: ShareApplication, today: date) -> str:
+    """Why an application cannot be approved by the system ("" when it can)."""
+    sensitive = [f.name for f in rc.fields if f.name in app.fields and f.sensitivity == "sensitive"]
+    if app.unmasked:
+        return f"申请不脱敏：{'、'.join(app.unmasked)}"
+    if sensitive:
+        return f"含敏感个人信息：{'、'.join(sensitive)}"
+    if app.valid_until > today + AUTO_VALIDITY:
+        return "有效期超过一年"
+    if app.daily_volume > AUTO_DAILY_VOLUME:
+        return f"日调用量超过 {AUTO_DAILY_VOLUME}"
+    return ""
 
 
 OPEN_SYSTEM = "开放数据门户"
@@ -238,12 +242,14 @@ def _submit(
     condition: str,
     today: date,
     workdays: int,
+    person: str = "",
 ) -> ShareApplication:
-    """Keep a new application, its submission, and what the class's attribute says next."""
+    """Keep a new application, its submission, and what the class's attribute says next
+    (``person``: why it must go to a person even so)."""
     session.add(app)
     session.flush()
     _record(session, app, "submit", app.applicant)
-    _route(session, app, attribute, condition, today, workdays)
+    _route(session, app, attribute, condition, today, workdays, person)
     return app
 
 
@@ -254,10 +260,11 @@ def _route(
     condition: str,
     today: date,
     workdays: int,
+    person: str = "",
 ) -> None:
     """What the class's sharing attribute (or, for open data, its open attribute) says happens
     next."""
-    if attribute in _AT_ONCE:
+    if attribute in _AT_ONCE and not person:
         app.granted, app.granted_unmasked = list(app.fields), list(app.unmasked)
         _close(app, "approved", "system", f"{_AT_ONCE[attribute]}，自动批准")
         _record(session, app, "auto_approve", "system", app.reason)
@@ -266,6 +273,8 @@ def _route(
         _record(session, app, "refuse", "system", app.reason)
     else:
         app.status = "pending"
+        if attribute in _AT_ONCE:  # would have been automatic, but for ``person``
+            app.reason = f"{_AT_ONCE[attribute]}，但{person}，须经提供方审核"
         app.due_date, _ = add_workdays(today, workdays)
 
 
@@ -305,6 +314,7 @@ def decide(
             raise ShareError("批准的信息项必须是申请的信息项的非空子集", "fields_exceed")
         if set(clear) - set(app.unmasked) or set(clear) - set(granted):
             raise ShareError("批准不脱敏的信息项必须是申请不脱敏且已批准的信息项", "fields_exceed")
+        _check_joint(session, app.class_code, granted, clear)
         app.granted, app.granted_unmasked = granted, clear
         _close(app, "approved", user.username, reason)
     elif action in {"reject", "ask"}:
@@ -315,6 +325,22 @@ def decide(
         raise ShareError("action 应为 approve、reject 或 ask", "bad_action")
     _record(session, app, action, user.username, reason)
     return app
+
+
+def _check_joint(session: Session, class_code: str, granted: list[str], clear: list[str]) -> None:
+    """An approval whose clear fields would give away a masked one is refused: the approver
+    grants both in clear or neither (masks are judged jointly, see masking.joint_masks)."""
+    rc = get_class(session, class_code)
+    every, masks = class_fields(rc.code, rc.fields)
+    masked = grant_masks(every, masks, granted, clear)
+    clashing = [f for f in clear if f in masked]
+    if clashing:
+        hidden = [f for f in masked if f not in clashing and f in masks]
+        raise ShareError(
+            f"不脱敏交付 {'、'.join(clashing)} 会暴露脱敏的 {'、'.join(hidden) or '其他信息项'}："
+            "请一并批准不脱敏，或都脱敏",
+            "joint_mask",
+        )
 
 
 def resubmit(
@@ -358,12 +384,16 @@ def applications(
     session: Session, user: User, status: str | None = None, class_code: str | None = None
 ) -> list[ShareApplication]:
     query = select(ShareApplication).order_by(ShareApplication.id.desc())
-    if user.role not in {"admin", "auditor"}:
-        query = query.where(
-            (ShareApplication.consumer_code == user.unit_code)
-            | (ShareApplication.provider_code == user.unit_code)
-            | (ShareApplication.applicant == user.username)
-        )
+    if not may_audit(user):
+        # A user without a unit sees only his own: "no unit" must never match "no consumer"
+        # (every open-data application has none).
+        own = [ShareApplication.applicant == user.username]
+        if user.unit_code is not None:
+            own += [
+                ShareApplication.consumer_code == user.unit_code,
+                ShareApplication.provider_code == user.unit_code,
+            ]
+        query = query.where(or_(*own))
     if class_code:
         query = query.where(ShareApplication.class_code == class_code)
     found = list(session.scalars(query))

@@ -15,11 +15,13 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import http.client
+import ipaddress
 import secrets
+import socket
+import ssl
 import time
-import urllib.error
-import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit
@@ -31,8 +33,9 @@ from sqlalchemy.orm import Session
 from citydata.bases.models import MasterChange
 from citydata.db.base import as_utc
 from citydata.db.engine import Store
+from citydata.keys import ENCRYPTED, Keys
 from citydata.share import gateway
-from citydata.share.models import ShareApplication, ShareSubscription
+from citydata.share.models import ShareApplication, ShareCredential, ShareSubscription
 from citydata.share.service import ShareError, current_status
 
 MAX_PER_APPLICATION = 5
@@ -43,13 +46,106 @@ CLAIM = timedelta(minutes=1)  # a sender that dies mid-notice frees the subscrip
 TIMEOUT_SECONDS = 5
 
 
-def _check_url(url: object) -> str:
+# ---------------------------------------------------------------- where notices may go
+#
+# A webhook URL is the caller's, and the server connects to it: unchecked, it is a way to make
+# the server reach what only the server can reach (SSRF) — its own ports, the internal network,
+# a cloud's metadata address — and to learn from the outcome what is there. So the host is
+# resolved, every address must be public unless an administrator allows the host
+# (CITYDATA_WEBHOOK_ALLOW_HOSTS), the connection goes to the address that was checked (a name
+# that resolves differently a moment later gains nothing), and the outcome recorded says only
+# "delivered", an HTTP status, or "not delivered".
+
+
+@dataclass(frozen=True)
+class Target:
+    url: str
+    scheme: str
+    host: str
+    port: int
+    path: str
+    address: str  # the checked address the connection goes to
+
+
+def _public(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    mapped = getattr(address, "ipv4_mapped", None)
+    if mapped is not None:
+        address = mapped
+    return address.is_global and not (
+        address.is_private
+        or address.is_loopback
+        or address.is_link_local
+        or address.is_multicast
+        or address.is_reserved
+        or address.is_unspecified
+    )
+
+
+def resolve(url: object, allow_hosts: Iterable[str] = ()) -> Target:
+    """The URL's host resolved and checked; ShareError when it may not be reached."""
     parts = urlsplit(url) if isinstance(url, str) else None
     if parts is None or parts.scheme not in {"http", "https"} or not parts.hostname:
         raise ShareError("url 应为 http:// 或 https:// 开头的完整地址", "bad_url")
     if len(url) > 500:
         raise ShareError("url 过长（最多 500 个字符）", "bad_url")
-    return url
+    if parts.username or parts.password:
+        raise ShareError("url 不能含用户名或密码", "bad_url")
+    try:
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError as exc:
+        raise ShareError("url 的端口无效", "bad_url") from exc
+    host = parts.hostname.lower()
+    try:
+        found = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (socket.gaierror, UnicodeError, OSError) as exc:
+        raise ShareError("url 的主机名无法解析", "bad_url") from exc
+    addresses = [ipaddress.ip_address(info[4][0].split("%")[0]) for info in found]
+    allowed = host in {h.lower() for h in allow_hosts}
+    if not addresses or (not allowed and not all(_public(a) for a in addresses)):
+        raise ShareError(
+            "url 指向本机、内网或保留地址，不能接收通知（如确需，请管理员将该主机加入白名单）",
+            "url_not_allowed",
+        )
+    path = parts.path or "/"
+    if parts.query:
+        path += "?" + parts.query
+    return Target(url, parts.scheme, host, port, path, str(addresses[0]))
+
+
+class _PinnedHTTPS(http.client.HTTPSConnection):
+    """HTTPS to a checked address, verifying the certificate against the URL's host name."""
+
+    def __init__(self, target: Target, timeout: float):
+        super().__init__(target.host, target.port, timeout=timeout)
+        self._target = target
+        self._context = ssl.create_default_context()
+
+    def connect(self) -> None:
+        raw = socket.create_connection((self._target.address, self.port), self.timeout)
+        self.sock = self._context.wrap_socket(raw, server_hostname=self._target.host)
+
+
+def post(
+    url: str, body: bytes, headers: dict[str, str], allow_hosts: Iterable[str] = ()
+) -> tuple[bool, str]:
+    """(delivered, what happened). Only a 2xx answer counts as delivered; the host is checked
+    again now and the connection made to the address checked."""
+    try:
+        target = resolve(url, allow_hosts)
+    except ShareError:
+        return False, "未送达：地址不允许或无法解析"
+    if target.scheme == "https":
+        conn: http.client.HTTPConnection = _PinnedHTTPS(target, TIMEOUT_SECONDS)
+    else:
+        conn = http.client.HTTPConnection(target.address, target.port, timeout=TIMEOUT_SECONDS)
+    try:
+        conn.request("POST", target.path, body, {**headers, "Host": target.host})
+        status = conn.getresponse().status
+    except (OSError, http.client.HTTPException):
+        return False, "未送达"
+    finally:
+        conn.close()
+    return 200 <= status < 300, f"HTTP {status}"
 
 
 def subscription_dict(sub: ShareSubscription) -> dict:
@@ -66,12 +162,17 @@ def subscription_dict(sub: ShareSubscription) -> dict:
 
 
 def subscribe(
-    session: Session, caller: gateway.Caller, res: gateway.Resource, url: object
+    session: Session,
+    caller: gateway.Caller,
+    res: gateway.Resource,
+    url: object,
+    keys: Keys,
+    allow_hosts: Iterable[str] = (),
 ) -> tuple[ShareSubscription, str]:
-    """(the subscription, its signing secret — shown once). Notices start with the changes
-    after this moment; earlier ones are in the feed."""
+    """(the subscription, its signing secret — shown once, kept encrypted). Notices start with
+    the changes after this moment; earlier ones are in the feed."""
     base = gateway.feed_base(res)
-    url = _check_url(url)
+    url = resolve(url, allow_hosts).url
     active = session.scalar(
         select(func.count()).where(
             ShareSubscription.application_id == caller.application_id,
@@ -88,7 +189,7 @@ def subscribe(
         application_id=caller.application_id,
         key_id=caller.key_id,
         url=url,
-        signing_secret=secret,
+        signing_secret=keys.encrypt(secret),
         cursor=latest or 0,
     )
     session.add(sub)
@@ -131,20 +232,23 @@ class Notice:
     changes: int
 
 
-def _claim_due(session: Session, now: datetime) -> list[Notice]:
+def _claim_due(session: Session, now: datetime, keys: Keys) -> list[Notice]:
     """The notices due now, each subscription claimed for ``CLAIM`` by this sender."""
     due_now = or_(
         ShareSubscription.next_attempt_at.is_(None), ShareSubscription.next_attempt_at <= now
     )
     due = session.execute(
-        select(ShareSubscription, ShareApplication)
+        select(ShareSubscription, ShareApplication, ShareCredential.revoked_at)
         .join(ShareApplication, ShareApplication.id == ShareSubscription.application_id)
+        .outerjoin(ShareCredential, ShareCredential.key_id == ShareSubscription.key_id)
         .where(ShareSubscription.ended_at.is_(None), due_now)
         .order_by(ShareSubscription.id)
     ).all()
     notices = []
-    for sub, app in due:
+    for sub, app, revoked_at in due:
         if current_status(app, now.date()) != "approved":  # revoked or expired: no more notices
+            continue
+        if revoked_at is not None:  # the credential that subscribed is revoked: so is this
             continue
         try:
             base = gateway.feed_base(gateway.resource(session, app.class_code))
@@ -178,22 +282,11 @@ def _claim_due(session: Session, now: datetime) -> list[Notice]:
             "User-Agent": "citydata-webhooks",
             "X-Citydata-Subscription": str(sub.id),
             "X-Citydata-Timestamp": timestamp,
-            "X-Citydata-Signature": "sha256=" + signature(sub.signing_secret, timestamp, body),
+            "X-Citydata-Signature": "sha256="
+            + signature(keys.decrypt(sub.signing_secret), timestamp, body),
         }
         notices.append(Notice(sub.id, sub.url, body, headers, changes[-1].id, len(changes)))
     return notices
-
-
-def post(url: str, body: bytes, headers: dict[str, str]) -> tuple[bool, str]:
-    """(delivered, what happened). Only a 2xx answer counts as delivered."""
-    request = urllib.request.Request(url, data=body, headers=headers, method="POST")
-    try:
-        with urllib.request.urlopen(request, timeout=TIMEOUT_SECONDS) as response:  # noqa: S310
-            return 200 <= response.status < 300, f"HTTP {response.status}"
-    except urllib.error.HTTPError as exc:
-        return False, f"HTTP {exc.code}"
-    except (urllib.error.URLError, OSError, ValueError) as exc:  # ValueError: an odd URL
-        return False, str(getattr(exc, "reason", exc))[:200]
 
 
 def backoff(failures: int) -> timedelta:
@@ -210,12 +303,17 @@ class DispatchReport:
 def dispatch(
     store: Store,
     now: datetime | None = None,
-    send: Callable[[str, bytes, dict[str, str]], tuple[bool, str]] = post,
+    send: Callable[[str, bytes, dict[str, str]], tuple[bool, str]] | None = None,
+    *,
+    keys: Keys,
+    allow_hosts: Iterable[str] = (),
 ) -> DispatchReport:
     """One round: send every due notice, then record each outcome."""
     now = now or datetime.now(UTC)
+    allowed = tuple(allow_hosts)
+    send = send or (lambda url, body, headers: post(url, body, headers, allowed))
     with store.session() as session:
-        notices = _claim_due(session, now)
+        notices = _claim_due(session, now, keys)
     report = DispatchReport()
     for notice in notices:
         started = time.monotonic()
@@ -233,3 +331,17 @@ def dispatch(
                 sub.next_attempt_at = now + backoff(sub.failures)
                 report.failed += 1
     return report
+
+
+def reencrypt_secrets(session: Session, keys: Keys, only_plain: bool = False) -> int:
+    """Every stored signing secret under the newest key (after a rotation), or with
+    ``only_plain`` only those kept before encryption at rest. Returns how many were rewritten."""
+    changed = 0
+    for sub in session.scalars(select(ShareSubscription)):
+        if only_plain and sub.signing_secret.startswith(ENCRYPTED):
+            continue
+        stored = keys.reencrypt(sub.signing_secret)
+        if stored != sub.signing_secret:
+            sub.signing_secret = stored
+            changed += 1
+    return changed

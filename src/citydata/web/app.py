@@ -11,13 +11,13 @@ from datetime import date, timedelta
 from pathlib import Path
 
 from fastapi import FastAPI, Form, Request
-from fastapi.responses import RedirectResponse
+from fastapi.responses import JSONResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
-from starlette.middleware.sessions import SessionMiddleware
 
-from citydata import __version__
+from citydata import __version__, keys
 from citydata.accounts import service as accounts
+from citydata.audit.service import AuditError, AuditLog, usage, usage_totals
 from citydata.bases import api as bases_api
 from citydata.bases import pages as bases_pages
 from citydata.catalog import api as catalog_api
@@ -35,10 +35,12 @@ from citydata.opendata.service import Catalogue
 from citydata.share import api as share_api
 from citydata.share import pages as share_pages
 from citydata.share import webhooks
-from citydata.share.audit import AuditLog, usage, usage_totals
 from citydata.share.gateway import Limiter
-from citydata.web.auth import LoginRequired, check_csrf, current_user
+from citydata.share.permissions import usage_scope
+from citydata.web.auth import LoginRequired, check_csrf, current_user, sign_in, sign_out
+from citydata.web.client import client_ip, networks
 from citydata.web.i18n import LANGUAGES
+from citydata.web.middleware import SecurityHeaders, Sessions
 from citydata.web.ratelimit import MinuteWindows
 from citydata.web.render import render
 
@@ -46,11 +48,16 @@ from citydata.web.render import render
 TARGETS = {"units": 35, "aggregated": 289, "shared": 700}
 
 
-async def _send_webhook_notices(store: Store, every: float) -> None:
+async def _send_webhook_notices(app: FastAPI, every: float) -> None:
+    state = app.state
     while True:
         await asyncio.sleep(every)
         try:
-            await run_in_threadpool(webhooks.dispatch, store)
+            await run_in_threadpool(
+                lambda: webhooks.dispatch(
+                    state.store, keys=state.keys, allow_hosts=state.settings.webhook_allow_hosts
+                )
+            )
         except Exception:  # a bad round must not stop the next one
             logging.getLogger(__name__).exception("webhook notices failed")
 
@@ -63,9 +70,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     gc.collect()
     gc.freeze()
     every = app.state.settings.webhook_seconds
-    sender = (
-        asyncio.create_task(_send_webhook_notices(app.state.store, every)) if every > 0 else None
-    )
+    sender = asyncio.create_task(_send_webhook_notices(app, every)) if every > 0 else None
     yield
     if sender is not None:
         sender.cancel()
@@ -74,10 +79,8 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
 def create_app(store: Store | None = None, settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings.from_env()
     store = store or Store(settings.database_url)
-    secret = settings.secret_key
-    if not secret:
-        with store.session() as session:
-            secret = accounts.site_secret(session)
+    networks(settings.trusted_proxies)  # a mistyped proxy network stops the start, loudly
+    installation_keys = keys.load(settings)
 
     app = FastAPI(
         title="citydata 政务数据资源管理平台",
@@ -87,11 +90,13 @@ def create_app(store: Store | None = None, settings: Settings | None = None) -> 
     )
     app.state.store = store
     app.state.settings = settings
+    app.state.keys = installation_keys
     app.state.audit = AuditLog(store)
     app.state.limiter = Limiter()
     app.state.catalogue = Catalogue(store)
     app.state.open_limiter = MinuteWindows()  # anonymous open-data calls per IP address
-    app.add_middleware(SessionMiddleware, secret_key=secret, same_site="lax", https_only=False)
+    app.add_middleware(Sessions, keys=installation_keys, trusted_proxies=settings.trusted_proxies)
+    app.add_middleware(SecurityHeaders, trusted_proxies=settings.trusted_proxies)
     app.mount(
         "/static", StaticFiles(directory=str(Path(__file__).parent / "static")), name="static"
     )
@@ -108,6 +113,12 @@ def create_app(store: Store | None = None, settings: Settings | None = None) -> 
     app.include_router(open_dcat.router)
     app.include_router(open_pages.router)
 
+    @app.exception_handler(AuditError)
+    def unaudited(_request: Request, _exc: AuditError):  # noqa: ANN202
+        # A read that cannot be put on record is not answered.
+        body = {"detail": "审计记录无法写入，本次读取不返回数据"}
+        return JSONResponse(body, status_code=503)
+
     @app.exception_handler(LoginRequired)
     def to_login(_request: Request, _exc: LoginRequired):  # noqa: ANN202
         return RedirectResponse("/login", status_code=303)
@@ -119,9 +130,10 @@ def create_app(store: Store | None = None, settings: Settings | None = None) -> 
             figures = catalog.counts(session)
             figures["aggregated"] = aggregated_classes(session)
             sharing = None
-            if user is not None and user.role != "public":  # who reads what is not for everyone
+            allowed, unit = usage_scope(user)
+            if allowed:  # who reads what is not for everyone
                 since = date.today() - timedelta(days=13)
-                sharing = usage_totals(usage(session, since))
+                sharing = usage_totals(usage(session, since, unit))
         return render(request, "home.html", user, figures=figures, targets=TARGETS, sharing=sharing)
 
     @app.get("/login", include_in_schema=False)
@@ -136,18 +148,29 @@ def create_app(store: Store | None = None, settings: Settings | None = None) -> 
         csrf: str = Form(""),
     ):  # noqa: ANN202
         check_csrf(request, csrf)
+        address = client_ip(request)
         with store.session() as session:
-            user = accounts.authenticate(session, username, password)
+            try:
+                user = accounts.login(session, username, password, address)
+            except accounts.Throttled as exc:
+                return render(
+                    request,
+                    "login.html",
+                    error=str(exc),
+                    status_code=429,
+                    headers={"Retry-After": str(exc.seconds)},
+                )
             if user is None:
+                session.commit()  # the failure counts, though the answer is an error page
                 return render(request, "login.html", error="用户名或密码错误", status_code=401)
-            request.session.clear()
-            request.session["user_id"] = user.id
+            sign_in(request, session, user, address)
         return RedirectResponse("/", status_code=303)
 
     @app.post("/logout", include_in_schema=False)
     def logout(request: Request, csrf: str = Form("")):  # noqa: ANN202
         check_csrf(request, csrf)
-        request.session.clear()
+        with store.session() as session:
+            sign_out(request, session)
         return RedirectResponse("/", status_code=303)
 
     @app.get("/lang/{code}", include_in_schema=False)

@@ -1,5 +1,11 @@
-"""Who is calling: bearer API tokens for the API, signed session cookies for pages, CSRF tokens
-for forms. FastAPI dependencies only; the rules themselves live in accounts.service."""
+"""Who is calling: bearer API tokens for the API, server-side sessions (a signed cookie naming
+one) for pages, CSRF tokens for forms. FastAPI dependencies only; the rules themselves live in
+accounts.service.
+
+A cookie is sent by the browser whatever page asked for the request, so a write authorised by
+a cookie must prove it comes from our own pages: a form carries the CSRF token; a script calling
+the JSON API sends it as ``X-CSRF-Token`` or comes from our own origin. Bearer tokens are not
+sent by browsers on their own and need neither."""
 
 from __future__ import annotations
 
@@ -12,6 +18,9 @@ from sqlalchemy.orm import Session
 
 from citydata.accounts import service
 from citydata.accounts.models import User
+from citydata.web.client import request_scheme
+
+SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
 
 
 def db(request: Request) -> Iterator[Session]:
@@ -20,21 +29,53 @@ def db(request: Request) -> Iterator[Session]:
         yield session
 
 
-def current_user(request: Request, session: Session = Depends(db)) -> User | None:
+def bearer(request: Request) -> str | None:
     header = request.headers.get("authorization", "")
-    if header.lower().startswith("bearer "):
-        user = service.user_for_token(session, header[7:].strip())
+    return header[7:].strip() if header.lower().startswith("bearer ") else None
+
+
+def session_token(request: Request) -> str:
+    return request.session.get("sid", "") if "session" in request.scope else ""
+
+
+def cookie_user(request: Request, session: Session) -> User | None:
+    """The user of the browser session named by the cookie, if it is still live."""
+    return service.session_user(session, session_token(request))
+
+
+def current_user(request: Request, session: Session = Depends(db)) -> User | None:
+    token = bearer(request)
+    if token is not None:
+        user = service.user_for_token(session, token)
         if user is None:
             raise HTTPException(
                 401, "无效或已吊销的 API 令牌", headers={"WWW-Authenticate": "Bearer"}
             )
         return user
-    user_id = request.session.get("user_id") if "session" in request.scope else None
-    if user_id:
-        user = session.get(User, user_id)
-        if user is not None and user.active:
-            return user
-    return None
+    user = cookie_user(request, session)
+    if user is not None and request.method not in SAFE_METHODS and _is_api(request):
+        check_api_origin(request)
+    return user
+
+
+def _is_api(request: Request) -> bool:
+    return request.url.path.startswith("/api/")
+
+
+def own_origin(request: Request) -> str:
+    host = request.headers.get("host", "")
+    return f"{request_scheme(request)}://{host}"
+
+
+def check_api_origin(request: Request) -> None:
+    """A cookie-authorised API write: the CSRF token in a header, or our own Origin."""
+    expected = request.session.get("csrf", "")
+    sent = request.headers.get("x-csrf-token", "")
+    if expected and sent and hmac.compare_digest(expected, sent):
+        return
+    if request.headers.get("origin") == own_origin(request):
+        return
+    raise HTTPException(403, "跨站请求被拒绝：请在 X-CSRF-Token 中带上页面的 CSRF 令牌")
 
 
 class LoginRequired(Exception):
@@ -59,6 +100,17 @@ def require_admin(user: User = Depends(require_user)) -> User:
     if user.role != "admin":
         raise HTTPException(403, "需要管理员权限")
     return user
+
+
+def sign_in(request: Request, session: Session, user: User, client_ip: str) -> None:
+    """A new server-side session for ``user``; whatever the cookie held before is dropped."""
+    request.session.clear()
+    request.session["sid"] = service.start_session(session, user, client_ip)
+
+
+def sign_out(request: Request, session: Session) -> None:
+    service.end_session(session, session_token(request))
+    request.session.clear()
 
 
 def csrf_token(request: Request) -> str:

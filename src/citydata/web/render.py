@@ -21,7 +21,14 @@ def language(request: Request) -> str:
     return chosen if chosen in LANGUAGES else "zh"
 
 
-def render(request: Request, name: str, user: Any = None, status_code: int = 200, **context: Any):  # noqa: ANN201
+def render(
+    request: Request,
+    name: str,
+    user: Any = None,
+    status_code: int = 200,
+    headers: dict[str, str] | None = None,
+    **context: Any,
+):  # noqa: ANN201
     lang = language(request)
     return templates.TemplateResponse(
         request,
@@ -37,4 +44,5 @@ def render(request: Request, name: str, user: Any = None, status_code: int = 200
             **context,
         },
         status_code=status_code,
+        headers=headers,
     )

@@ -9,9 +9,11 @@ chain's head row, so several server processes still build one chain."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import queue
 import threading
+import uuid
 from concurrent.futures import Future, InvalidStateError
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -21,9 +23,9 @@ import orjson
 from sqlalchemy import bindparam, case, delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
+from citydata.audit.models import AuditEntry, AuditHead, AuditSubject
 from citydata.db.base import as_utc
 from citydata.db.engine import Store
-from citydata.share.models import AuditEntry, AuditHead, AuditSubject
 
 GENESIS = "0" * 64
 HEAD_ID = 1
@@ -64,8 +66,62 @@ def _moment(value: datetime) -> str:
     return as_utc(value).astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")
 
 
+# Added after entries existed: hashed only when set, so older entries keep their hashes.
+HASHED_IF_SET = ("peer_ip",)
+QUERY_MAX = 4000  # characters of a call's query kept; a longer one is kept as its hash
+_TEXT = {
+    c.name: c.type.length
+    for c in AuditEntry.__table__.columns
+    if getattr(c.type, "length", None) is not None
+}
+_INT = {"id", "application_id", "rows", "status_code"}
+
+
+def _plain(value: Any, depth: int = 0) -> Any:
+    """JSON that reads back as it was written on both stores: strings, booleans, null, finite
+    numbers within a double's exact integers; anything else as its text."""
+    if value is None or isinstance(value, bool | str):
+        return value
+    if isinstance(value, int):
+        return value if abs(value) < 1 << 53 else str(value)
+    if isinstance(value, float):
+        return value if value == value and abs(value) != float("inf") else str(value)
+    if depth < 8 and isinstance(value, dict):
+        return {str(k): _plain(v, depth + 1) for k, v in value.items()}
+    if depth < 8 and isinstance(value, list | tuple):
+        return [_plain(v, depth + 1) for v in value]
+    return str(value)
+
+
+def canonical(entry: dict[str, Any]) -> dict[str, Any]:
+    """The entry exactly as it will be stored and read back, whatever a caller put in it: text
+    columns as text cut to their length, numbers as numbers, lists and the query as plain JSON.
+    The hash is taken of this, so what is stored always verifies."""
+    row = dict(entry)
+    for name, length in _TEXT.items():
+        if name in row and row[name] is not None:
+            row[name] = str(row[name])[:length]
+    for name in _INT:
+        if row.get(name) is not None:
+            try:
+                row[name] = int(row[name])
+            except (TypeError, ValueError):
+                row[name] = None
+    row["fields"] = [str(f)[:100] for f in (row.get("fields") or [])][:200]
+    row["subjects"] = sorted({int(m) for m in row.get("subjects") or []})
+    query = _plain(row.get("query") or {})
+    if not isinstance(query, dict):
+        query = {"value": query}
+    text = orjson.dumps(query, option=orjson.OPT_SORT_KEYS)
+    if len(text) > QUERY_MAX:
+        query = {"sha256": hashlib.sha256(text).hexdigest(), "chars": len(text)}
+    row["query"] = query
+    return row
+
+
 def entry_hash(prev_hash: str, entry: dict[str, Any]) -> str:
     payload = {k: entry.get(k) for k in HASHED}
+    payload |= {k: entry[k] for k in HASHED_IF_SET if entry.get(k) is not None}
     payload["at"] = _moment(entry["at"])
     body = orjson.dumps(payload, option=orjson.OPT_SORT_KEYS)
     return hashlib.sha256(prev_hash.encode() + body).hexdigest()
@@ -105,10 +161,10 @@ def append(session: Session, entries: list[dict[str, Any]]) -> list[int]:
     rows, subjects = [], []
     for entry in entries:
         last_id += 1
-        row = {**entry, "id": last_id, "prev_hash": last_hash}
+        row = {**canonical(entry), "id": last_id, "prev_hash": last_hash}
         row["entry_hash"] = last_hash = entry_hash(row["prev_hash"], row)
         rows.append(row)
-        subjects += [{"audit_id": last_id, "master_id": m} for m in set(entry["subjects"])]
+        subjects += [{"audit_id": last_id, "master_id": m} for m in row["subjects"]]
     conn.execute(_INSERT_ENTRIES, rows)
     if subjects:
         conn.execute(_INSERT_SUBJECTS, subjects)
@@ -174,19 +230,93 @@ class AuditLog:
                     break
             try:
                 ids = self.commit([entry for entry, _ in group])
-            except Exception as exc:  # every waiting call fails: none returns data
-                for _, done in group:
-                    _settle(done, exc)
+            except Exception:  # noqa: BLE001 - one bad entry must not fail its neighbours
+                for entry, done in group:
+                    self._alone(entry, done)
                 continue
             for (_, done), entry_id in zip(group, ids, strict=True):
                 _settle(done, entry_id)
+
+    def _alone(self, entry: dict[str, Any], done: Future) -> None:
+        """Write one entry by itself; if even that fails, write what is surely writable about
+        the call (who, when, which action, a hash of the rest) and fail the call: it returns no
+        data, but it is still on record."""
+        try:
+            _settle(done, self.commit([entry])[0])
+            return
+        except Exception as exc:  # noqa: BLE001
+            failure = exc
+        with contextlib.suppress(Exception):  # the store itself is down: the call fails below
+            self.commit([fallback(entry)])
+        _settle(done, failure)
 
     def commit(self, entries: list[dict[str, Any]]) -> list[int]:
         with self.store.session() as session:
             return append(session, entries)
 
 
+def fallback(entry: dict[str, Any]) -> dict[str, Any]:
+    """A call whose entry could not be written, recorded by what cannot fail to be."""
+    digest = hashlib.sha256(repr(sorted(entry.items(), key=str)).encode()).hexdigest()
+    keep = ("at", "request_id", "key_id", "consumer_code", "action", "client_ip", "peer_ip")
+    return {
+        **{k: entry.get(k) for k in keep},
+        "request_id": str(entry.get("request_id") or "")[:36] or digest[:36],
+        "action": str(entry.get("action") or "unknown")[:16],
+        "fields": [],
+        "query": {"unwritable_entry_sha256": digest},
+        "rows": 0,
+        "subjects": [],
+        "outcome": "audit_failed",
+        "status_code": 503,
+        "response_hash": "",
+    }
+
+
 # ---------------------------------------------------------------- checking and reading
+
+
+# How the platform's own users appear in the log: reads through pages and the management API
+# (an administrator looking up a master, a steward reading rejected values) are reads of
+# personal data like any other.
+PLATFORM = "citydata 平台"
+
+
+def people_read(
+    *,
+    username: str,
+    unit_code: str | None,
+    action: str,
+    class_code: str | None,
+    query: dict[str, Any],
+    fields: list[str] | None = None,
+    rows: int = 0,
+    subjects: list[int] | None = None,
+    client_ip: str = "",
+    peer_ip: str | None = None,
+) -> dict[str, Any]:
+    """The entry of a person's read on the platform itself."""
+    return {
+        "at": datetime.now(UTC),
+        "request_id": str(uuid.uuid4()),
+        "key_id": None,
+        "consumer_code": unit_code,
+        "system_name": PLATFORM,
+        "application_id": None,
+        "class_code": class_code,
+        "action": action,
+        "fields": fields or [],
+        "query": query,
+        "end_user": username,
+        "case_id": "",
+        "client_ip": client_ip,
+        "peer_ip": peer_ip,
+        "rows": rows,
+        "subjects": subjects or [],
+        "outcome": "ok",
+        "status_code": 200,
+        "response_hash": "",
+    }
 
 
 @dataclass
@@ -206,7 +336,8 @@ def verify(session: Session, chunk: int = 5000) -> VerifyReport:
     report = VerifyReport()
     expected_id, expected_prev = head.first_id, head.first_prev_hash
     after = head.first_id - 1
-    columns = [AuditEntry.__table__.c[c] for c in (*HASHED, "prev_hash", "entry_hash")]
+    names = (*HASHED, *HASHED_IF_SET, "prev_hash", "entry_hash")
+    columns = [AuditEntry.__table__.c[c] for c in names]
     while True:
         rows = (
             session.execute(
@@ -217,7 +348,20 @@ def verify(session: Session, chunk: int = 5000) -> VerifyReport:
         )
         if not rows:
             break
+        # "Who read this person?" is answered from audit_subjects: it must say what the
+        # hashed entries say, or a deleted row would hide a read.
+        indexed: dict[int, set[int]] = {}
+        for audit_id, master_id in session.execute(
+            select(AuditSubject.audit_id, AuditSubject.master_id).where(
+                AuditSubject.audit_id.between(rows[0]["id"], rows[-1]["id"])
+            )
+        ):
+            indexed.setdefault(audit_id, set()).add(master_id)
         for row in rows:
+            if indexed.get(row["id"], set()) != set(row["subjects"] or []):
+                report.problems.append(
+                    {"id": row["id"], "problem": "subjects", "detail": "被读取人索引与记录不符"}
+                )
             report.entries += 1
             if row["id"] != expected_id:
                 report.problems.append(
@@ -245,7 +389,8 @@ def verify(session: Session, chunk: int = 5000) -> VerifyReport:
 
 
 def entry_dict(e: AuditEntry) -> dict[str, Any]:
-    return {c: getattr(e, c) for c in (*HASHED, "entry_hash")} | {"at": _moment(e.at) + "Z"}
+    names = (*HASHED, *HASHED_IF_SET, "entry_hash")
+    return {c: getattr(e, c) for c in names} | {"at": _moment(e.at) + "Z"}
 
 
 def search(
@@ -275,8 +420,11 @@ def search(
     return list(session.scalars(query))
 
 
-def usage(session: Session, since: date | None = None) -> list[dict[str, Any]]:
-    """Calls and rows per day, consumer unit and class: the dashboard's sharing figures."""
+def usage(
+    session: Session, since: date | None = None, consumer: str | None = None
+) -> list[dict[str, Any]]:
+    """Calls and rows per day, consumer unit and class: the dashboard's sharing figures (of
+    one consumer unit, when given)."""
     day = func.date(AuditEntry.at)
     query = (
         select(
@@ -293,6 +441,8 @@ def usage(session: Session, since: date | None = None) -> list[dict[str, Any]]:
     )
     if since:
         query = query.where(AuditEntry.at >= datetime.combine(since, datetime.min.time(), UTC))
+    if consumer is not None:
+        query = query.where(AuditEntry.consumer_code == consumer)
     return [
         {
             "day": str(d),
