@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -409,8 +410,22 @@ def test_a_resubmission_found_out_after_its_rows_were_sent_is_rolled_back(
     path = write(people_frame(), tmp_path / "p.csv")
     first = service.ingest(store, path, POP)
     monkeypatch.setattr(readers, "CHUNK_ROWS", 1)  # three chunks, all written before the hash
-    slow_facts, heard = service.file_facts, []
-    monkeypatch.setattr(service, "file_facts", lambda p: time.sleep(1) or slow_facts(p))
+    facts, heard, written = service.file_facts, [], threading.Event()
+    send, chunks = staging.BatchWriter.write, []
+
+    def counted_write(self, *args, **kwargs):
+        send(self, *args, **kwargs)
+        chunks.append(1)
+        if len(chunks) == 3:
+            self._last.result()  # the third chunk has reached the database
+            written.set()
+
+    def late_facts(p):  # the hash is known only once every row was sent
+        assert written.wait(60), "the rows were never written"
+        return facts(p)
+
+    monkeypatch.setattr(staging.BatchWriter, "write", counted_write)
+    monkeypatch.setattr(service, "file_facts", late_facts)
     again = service.ingest(store, path, POP, on_batch=heard.append)
     assert (again.status, again.batch_id) == ("duplicate", first.batch_id)
     assert heard == []  # no batch to follow was ever announced

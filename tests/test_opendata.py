@@ -26,7 +26,7 @@ from citydata.opendata import sql as open_sql
 from citydata.opendata.service import Catalogue, OpenDataError
 from citydata.share import service as share
 from citydata.web.app import create_app
-from conftest import make_user
+from conftest import CHROMIUM, CHROMIUM_FLAGS, fixed_clock, make_user, need_chromium
 
 LEGAL = "101002/00001"  # 普遍开放; legal_rep and legal_rep_id are personal
 EVENTS = "101007/00001"  # 有条件开放
@@ -401,7 +401,9 @@ def test_dcat_catalogue_is_paged(api):
 
 def test_anonymous_calls_are_limited_per_ip(portal):
     app = create_app(
-        portal, Settings(database_url=portal.url, secret_key="s", open_rate_per_minute=3)
+        portal,
+        Settings(database_url=portal.url, secret_key="s", open_rate_per_minute=3),
+        clock=fixed_clock,
     )
     with TestClient(app) as c:
         codes = [c.get("/api/3/action/site_read").status_code for _ in range(4)]
@@ -443,20 +445,11 @@ def test_the_ckanapi_client_works_unchanged(portal, live_server):
 
 # ---------------------------------------------------------------- in a real browser
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 
-
-@pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed")
 def test_portal_in_a_browser_search_facet_open_download(portal, live_server, tmp_path):
     from playwright.sync_api import sync_playwright
+
+    need_chromium()
 
     app = create_app(portal, Settings(database_url=portal.url, secret_key="test-secret"))
     base = live_server(app)

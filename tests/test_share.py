@@ -12,121 +12,39 @@ import orjson
 import polars as pl
 import pytest
 from fastapi.testclient import TestClient
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
-from sqlalchemy import select, text, update
+from sqlalchemy import select, update
 
-from citydata.accounts.models import User
 from citydata.audit import service as audit
 from citydata.audit.models import AuditEntry, AuditSubject
 from citydata.bases import service as bases
 from citydata.catalog.models import ResourceClass
-from citydata.catalog.service import import_catalog
 from citydata.config import Settings
 from citydata.ingest.service import ingest
-from citydata.keys import Keys
 from citydata.privacy.masking import MASKS, mask_frame, mask_value
 from citydata.share import service
 from citydata.share.models import ShareApplication, ShareCredential
 from citydata.share.workdays import add_workdays
 from citydata.web.app import create_app
-from conftest import make_user
-
-HOUSEHOLD = "101001/00001"
-POPULATION = "101001/00000"  # the population base itself, as a class
-LEGAL = "101002/00001"  # 无条件共享
-PEOPLE = [
-    (
-        "430102199001011238",
-        "张三",
-        "男",
-        "1990-01-01",
-        "430102",
-        "湖南省长沙市芙蓉区五一大道1号",
-        "13812345678",
-    ),
-    (
-        "430104198502020026",
-        "欧阳娜娜",
-        "女",
-        "1985-02-02",
-        "430104",
-        "长沙市岳麓区麓山南路2号",
-        "13900001111",
-    ),
-    ("430181199503030012", "李四", "男", "1995-03-03", "430181", "长沙市浏阳市集里街道3号", None),
-]
-FIELDS = ["id_number", "name", "sex", "birth_date", "division", "address", "phone"]
-
-
-@pytest.fixture
-def city(store, demo_catalog, tmp_path):
-    """The catalog, three people registered by the police and resolved into the population base."""
-    with store.session() as session:
-        import_catalog(session, demo_catalog)
-    path = tmp_path / "household.csv"
-    pl.DataFrame(PEOPLE, schema=FIELDS, orient="row").write_csv(path)
-    ingest(store, path, HOUSEHOLD)
-    bases.resolve(store, "population")
-    return store
-
-
-def user(store, name: str) -> User:
-    with store.session() as session:
-        return session.scalar(select(User).where(User.username == name))
-
-
-@pytest.fixture
-def people(city):
-    """admin; the data bureau's steward (owner of the base classes); a civil-affairs clerk."""
-    tokens = {
-        "admin": make_user(city),
-        "bureau": make_user(city, "bureau", "steward", "cssj"),
-        "police": make_user(city, "police", "steward", "csga"),
-        "civil": make_user(city, "civil", "consumer", "csmz"),
-    }
-    return {name: {"Authorization": f"Bearer {t}"} for name, t in tokens.items()}
-
-
-def apply(store, class_code=POPULATION, fields=None, unmasked=(), today=None, **extra):
-    with store.session() as session:
-        app = service.apply(
-            session,
-            user(store, "civil"),
-            consumer_code="csmz",
-            class_code=class_code,
-            fields=fields or FIELDS,
-            unmasked=list(unmasked),
-            purpose="低保资格核查",
-            legal_basis="《社会救助暂行办法》第十一条",
-            system_name="低保审批系统",
-            valid_until=(today or date.today()) + timedelta(days=365),
-            today=today,
-            **extra,
-        )
-        return app.id
-
-
-def approve(store, app_id, fields=None, unmasked=None):
-    with store.session() as session:
-        service.decide(session, user(store, "bureau"), app_id, "approve", "", fields, unmasked)
-
-
-def credential(store, app_id, **extra) -> dict[str, str]:
-    with store.session() as session:
-        issued = service.issue_credential(session, user(store, "civil"), app_id, **extra)
-        return {"Authorization": f"Bearer {issued.secret}", "key_id": issued.credential.key_id}
-
-
-def granted(store, fields=FIELDS, unmasked=()) -> dict[str, str]:
-    app_id = apply(store, fields=fields, unmasked=unmasked)
-    approve(store, app_id)
-    return credential(store, app_id)
-
-
-# The tests' webhook receiver listens on loopback, which only an administrator's allow-list
-# opens (CITYDATA_WEBHOOK_ALLOW_HOSTS).
-LOOPBACK = ("127.0.0.1",)
+from conftest import fixed_clock
+from sharing import (
+    FIELDS,
+    HOUSEHOLD,
+    LEGAL,
+    LOOPBACK,
+    PEOPLE,
+    POPULATION,
+    WHO,
+    add_person,
+    apply,
+    approve,
+    call,
+    credential,
+    dispatch,
+    granted,
+    user,
+)
 
 
 @pytest.fixture
@@ -134,28 +52,14 @@ def app(store):
     return create_app(
         store,
         Settings(database_url=store.url, secret_key="test-secret", webhook_allow_hosts=LOOPBACK),
+        clock=fixed_clock,
     )
-
-
-def dispatch(store, **extra):
-    from citydata.share import webhooks
-
-    return webhooks.dispatch(store, keys=Keys(("test-secret",)), allow_hosts=LOOPBACK, **extra)
 
 
 @pytest.fixture
 def api(app, people):
     with TestClient(app) as c:
         yield c
-
-
-# Who a call is for: required on every call that delivers data.
-WHO = {"X-Citydata-User-Id": "mz-clerk-1", "X-Citydata-Case-Id": "MZ2026-0001"}
-
-
-def call(api, headers, action, body, **extra_headers):
-    auth = {"Authorization": headers["Authorization"], **WHO, **extra_headers}
-    return api.post(f"/api/share/v1/{action}", content=orjson.dumps(body), headers=auth)
 
 
 # ---------------------------------------------------------------- applications
@@ -514,50 +418,6 @@ def test_a_call_whose_audit_write_fails_returns_no_data(city, api, app, monkeypa
     )
 
 
-# ---------------------------------------------------------------- the property
-
-
-@settings(
-    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
-)
-@given(
-    grant=st.sets(st.sampled_from(FIELDS), min_size=1),
-    clear=st.sets(st.sampled_from(FIELDS)),
-    asked=st.lists(st.sampled_from(FIELDS), min_size=1, max_size=7, unique=True),
-    action=st.sampled_from(["lookup", "query", "export"]),
-)
-def test_no_ungranted_field_and_no_unmasked_personal_field_ever_leaves(
-    city, api, grant, clear, asked, action
-):
-    clear = clear & grant
-    headers = granted(city, fields=sorted(grant), unmasked=sorted(clear))
-    body = {"fields": asked, "keys": [p[0] for p in PEOPLE]}
-    response = call(api, headers, action, body)
-    if not set(asked) <= grant:
-        assert response.status_code == 403 and "records" not in response.text
-        return
-    assert response.status_code == 200
-    if action == "export":
-        records = [orjson.loads(x) for x in response.content.splitlines()]
-    else:
-        records = response.json()["records"]
-    with city.session() as session:  # what the population base holds
-        held = session.execute(text(f"SELECT {', '.join(FIELDS)} FROM base_population")).all()
-    originals = {f: {row[i] for row in held} - {None} for i, f in enumerate(FIELDS)}
-    personal = {"id_number", "name", "address", "phone"}
-    assert len(records) == len(held) == 3
-    for record in records:
-        assert set(record) == set(asked)
-        for name, value in record.items():
-            if value is None:
-                continue
-            if name in personal and name not in clear:
-                assert value not in originals[name]
-                assert "*" in value or any(o.startswith(value) for o in originals[name])
-            else:
-                assert value in originals[name]
-
-
 # ---------------------------------------------------------------- pages
 
 
@@ -678,13 +538,6 @@ def receiver():
     threading.Thread(target=server.serve_forever, daemon=True).start()
     yield server
     server.shutdown()
-
-
-def add_person(store, tmp_path, row):
-    path = tmp_path / f"{row[0]}.csv"
-    pl.DataFrame([row], schema=FIELDS, orient="row").write_csv(path)
-    ingest(store, path, HOUSEHOLD)
-    bases.resolve(store, "population")
 
 
 WANGWU = ("430102200001011233", "王五", "男", "2000-01-01", "430102", "芙蓉区", "13700001111")
@@ -825,10 +678,11 @@ def test_a_call_that_gave_up_waiting_does_not_stop_the_audit_writer(city):
     import threading
 
     log = audit.AuditLog(city)
-    release = threading.Event()
+    release, holding = threading.Event(), threading.Event()
     commit = log.commit
 
     def slow(entries):
+        holding.set()
         release.wait(10)
         return commit(entries)
 
@@ -853,10 +707,12 @@ def test_a_call_that_gave_up_waiting_does_not_stop_the_audit_writer(city):
             return {**entry, "at": datetime.now(UTC), "request_id": f"gave-up-{i}"}
 
         first = asyncio.ensure_future(log.write(one(1)))
-        await asyncio.sleep(0.1)  # the writer holds [1], so 2 and 3 queue as one group
+        # the writer holds [1], so 2 and 3 queue as one group
+        assert await asyncio.get_running_loop().run_in_executor(None, holding.wait, 10)
         gave_up = asyncio.ensure_future(log.write(one(2)))
         third = asyncio.ensure_future(log.write(one(3)))
-        await asyncio.sleep(0.1)
+        while log._queue.qsize() < 2:  # both handed over, behind [1]
+            await asyncio.sleep(0)
         gave_up.cancel()  # as wait_for does on its timeout
         release.set()
         return await first, await asyncio.wait_for(third, 5)

@@ -48,12 +48,14 @@ def test_id_number_parts_are_readable():
     assert s.id_sex("440524188001010014") == "M"
 
 
-def test_second_gb11643_example_has_the_right_check_digit_but_an_unknown_1880_division():
-    # The standard's own example 440524188001010014: check digit right; python-stdnum knows no
-    # division 440524 in use in 1880, so the number is refused, and we agree with stdnum.
+def test_second_gb11643_example_is_valid_though_born_before_its_county_code():
+    # The standard's own example 440524188001010014: 潮阳县's 440524 was in use 1983–1993, so
+    # a number first issued in 1984–93 carries it, whenever its holder was born. python-stdnum
+    # refuses it (no 440524 in 1880); we do not — its birth-year rule is not how numbers were
+    # issued.
     assert s.id_check_digit("44052418800101001") == "4"
-    assert not s.is_valid_id_number("440524188001010014")
-    assert vectorised(["440524188001010014"], e.id_number_valid) == [False]
+    assert s.is_valid_id_number("440524188001010014")
+    assert vectorised(["440524188001010014"], e.id_number_valid) == [True]
 
 
 def test_legacy_15_digit_conversion_follows_the_standard():
@@ -68,14 +70,53 @@ def test_legacy_15_digit_conversion_follows_the_standard():
     assert s.normalise_id_number("110105491331002") is None
 
 
-def test_retired_division_codes_stay_valid_for_their_years():
-    # 望城县 430122 was in use until 2011, 望城区 430112 from 2011.
-    assert s.is_valid_id_number(make_id("430122", date(1990, 5, 1), 123))
-    assert not s.is_valid_id_number(make_id("430122", date(2015, 5, 1), 123))
-    assert not s.is_valid_id_number(make_id("430112", date(1990, 5, 1), 123))
-    assert s.is_valid_id_number(make_id("430112", date(2015, 5, 1), 123))
-    values = [make_id("430122", date(1990, 5, 1), 1), make_id("430122", date(2015, 5, 1), 1)]
-    assert vectorised(values, e.id_number_valid) == [True, False]
+# (code, birth date, valid?): a code is possible when it was in use at some time between the
+# later of the birth year and 1984 (the first numbers), and today.
+ISSUE_CASES = [
+    ("430102", date(1945, 1, 1), True),  # 芙蓉区's code dates from 1983: issued 1985, valid
+    ("430102", date(1940, 6, 1), True),
+    ("430124", date(1980, 5, 5), True),  # 宁乡县, retired 2017 (now 宁乡市 430182)
+    ("430124", date(2017, 12, 31), True),  # its last year
+    ("430124", date(2018, 1, 1), False),  # born after it was retired
+    ("430182", date(1950, 1, 1), True),  # 宁乡市 from 2017: a number first issued since
+    ("430122", date(2011, 12, 31), True),  # 望城县's last year
+    ("430122", date(2015, 5, 1), False),  # cannot be born under it after 2011
+    ("430122", date(1990, 5, 1), True),
+    ("430112", date(1990, 5, 1), True),  # 望城区 from 2011: a number first issued since
+    ("430120", date(1960, 1, 1), False),  # 长沙市市区, retired 1983: on no number at all
+    ("430120", date(1983, 1, 1), False),
+    ("430123", date(1993, 6, 1), True),  # 浏阳县's last year
+    ("430123", date(1994, 1, 1), False),
+    ("430199", date(1990, 1, 1), False),  # no such code
+]
+
+
+@pytest.mark.parametrize(("code", "born", "valid"), ISSUE_CASES)
+def test_a_number_carries_the_code_of_its_first_issue(code, born, valid):
+    number = make_id(code, born, 123)
+    assert s.is_valid_id_number(number) is valid
+    assert vectorised([number], e.id_number_valid) == [valid]
+    if not valid:
+        assert code in s.id_number_problem(number)
+    if born.year < 2000:  # the same number as it was issued before 1999, 15 digits
+        legacy = number[:6] + number[8:17]
+        assert (s.normalise_id_number(legacy) is not None) is valid
+        assert vectorised([legacy], lambda c: e.id_number_valid(c, allow_legacy=True)) == [valid]
+
+
+def test_a_refused_number_says_which_rule_and_why():
+    assert s.id_number_problem(make_id("430120", date(1960, 1, 1), 1)) == (
+        "430120：1983 年后停用，早于首次发证"
+    )
+    assert s.id_number_problem(make_id("430122", date(2015, 5, 1), 1)) == (
+        "430122：2011 年后停用，早于出生年份 2015"
+    )
+    assert s.id_number_problem("43010219450101123") == "应为 18 位（现为 17 位）"
+    assert s.id_number_problem("430102194501011230") == "校验码应为 1"
+    assert s.id_number_problem("430102194502301230").startswith("出生日期 19450230")
+
+
+def test_retired_division_codes_keep_their_names():
     assert s.division_name("430124", 2000) == "宁乡县"
     assert s.division_name("430182") == "宁乡市"
     assert s.division_name("430122") == "望城县"
@@ -122,7 +163,7 @@ id_like = st.one_of(
     st.text(alphabet="0123456789X", min_size=17, max_size=19),
     st.builds(
         make_id,
-        st.sampled_from(CHANGSHA + ["430122", "430124", "110105", "999999"]),
+        st.sampled_from(CHANGSHA + ["430120", "430122", "430123", "430124", "110105", "999999"]),
         st.dates(date(1890, 1, 1), date(2030, 12, 31)),
         st.integers(0, 999),
     ),
@@ -131,8 +172,28 @@ id_like = st.one_of(
 
 @settings(max_examples=300, deadline=None)
 @given(st.lists(id_like, min_size=1, max_size=40))
-def test_vectorised_id_check_equals_python_stdnum(values):
+def test_vectorised_id_check_equals_the_scalar_check(values):
     assert vectorised(values, e.id_number_valid) == [s.is_valid_id_number(v) for v in values]
+
+
+@settings(max_examples=300, deadline=None)
+@given(id_like)
+def test_python_stdnum_stays_the_oracle_for_length_check_digit_and_date(value):
+    """We differ from stdnum only in which division codes a birth year may carry: where the
+    two disagree, both find length, check digit and date right."""
+    from stdnum.cn import ric
+
+    ours, theirs = s.is_valid_id_number(value), ric.is_valid(value)
+    if ours == theirs:
+        return
+    number = ric.compact(value)
+    assert len(number) == 18 and number[-1] == ric.calc_check_digit(number)
+    assert ric.get_birth_date(number)
+    if theirs:  # we refuse a code retired before the holder could have been issued it
+        assert number[:6] in s.id_number_problem(number)
+    else:  # stdnum refuses a code that was not yet in use in the birth year
+        with pytest.raises(Exception):  # noqa: B017, PT011
+            ric.get_birth_place(number)
 
 
 @settings(max_examples=200, deadline=None)

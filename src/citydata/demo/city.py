@@ -15,8 +15,9 @@ DISTRICTS = [
     ("430181", "浏阳市", 143, (113.45, 27.85, 114.25, 28.55)),
     ("430182", "宁乡市", 126, (111.89, 27.95, 112.60, 28.50)),
 ]
-# Division codes an ID number may carry, newest first: a person born before a district got its
-# current code carries the older one (望城县 430122 until 2011, 宁乡县 430124 until 2017 …).
+# Division codes a number first issued in a district may carry, newest first: one issued before
+# the district got its current code carries the older one (望城县 430122 until 2011, 宁乡县
+# 430124 until 2017 …), and keeps it for life.
 ID_CODES = {
     "430102": ["430102"],
     "430103": ["430103"],

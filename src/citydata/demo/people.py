@@ -19,7 +19,7 @@ from citydata.demo.city import (
     ROADS,
     SHOP_WORDS,
 )
-from citydata.standards.divisions import code_year_keys
+from citydata.standards.divisions import FIRST_ISSUE, division_name
 from citydata.standards.expressions import USCC_ALPHABET, credit_check_char, id_check_char
 
 REFERENCE_DAY = date(2026, 6, 30)  # "today" of the demo city, fixed so files never change
@@ -100,6 +100,19 @@ def id_numbers(division: pl.Series, born: pl.Series, seq: pl.Series) -> pl.Serie
     return pl.DataFrame({"f": first17}).select(pl.col("f") + id_check_char(pl.col("f"))).to_series()
 
 
+def _issuing_codes() -> pl.DataFrame:
+    """(district, year) → the code a number first issued that year in that district carries:
+    the district's first code (today's, then its predecessors) in use that year."""
+    rows = [
+        (district, year, next((c for c in codes if division_name(c, year)), FALLBACK_ID_CODE))
+        for district, codes in ID_CODES.items()
+        for year in range(FIRST_ISSUE, REFERENCE_DAY.year + 1)
+    ]
+    return pl.DataFrame(
+        rows, schema={"district": pl.String, "issued": pl.Int64, "code": pl.String}, orient="row"
+    )
+
+
 def population(n: int, rng: np.random.Generator) -> pl.DataFrame:
     codes = [d[0] for d in DISTRICTS]
     district = pick(rng, codes, n, [d[2] for d in DISTRICTS]).astype(str)
@@ -111,19 +124,21 @@ def population(n: int, rng: np.random.Generator) -> pl.DataFrame:
     born = pl.Series("born", np.datetime64(REFERENCE_DAY) - days.astype("timedelta64[D]")).cast(
         pl.Date
     )
-    year = born.dt.year().cast(pl.Int64)
-    keys = code_year_keys().implode()
-
-    # The division an ID carries is the one in use in the birth year (望城县 430122 before 2011).
-    id_division = pl.Series([FALLBACK_ID_CODE] * n)
-    for depth in (1, 0):
-        candidate = pl.Series([ID_CODES[d][min(depth, len(ID_CODES[d]) - 1)] for d in district])
-        in_use = (
-            pl.DataFrame({"c": candidate, "y": year})
-            .select((pl.col("c").cast(pl.Int64) * 10000 + pl.col("y")).is_in(keys))
-            .to_series()
-        )
-        id_division = pl.select(pl.when(in_use).then(candidate).otherwise(id_division)).to_series()
+    # A number carries the code of the county where it was first issued, and keeps it: the
+    # first numbers went out in 1984–85 (most people by 1990), later ones at birth. So a woman
+    # born in 1945 in 芙蓉区 holds 430102, in use only since 1983, and a man born in 1980 in
+    # today's 宁乡市 holds 宁乡县's 430124, retired in 2017.
+    issued = np.where(
+        born.dt.year().to_numpy() < FIRST_ISSUE,
+        rng.integers(FIRST_ISSUE, 1991, n),
+        born.dt.year().to_numpy(),
+    )
+    id_division = (
+        pl.DataFrame({"district": district, "issued": issued})
+        .join(_issuing_codes(), on=["district", "issued"], how="left")
+        .get_column("code")
+        .fill_null(FALLBACK_ID_CODE)
+    )
 
     seq = pl.Series(rng.integers(0, 500, n) * 2 + male.astype(int))
     ids = id_numbers(id_division, born, seq)

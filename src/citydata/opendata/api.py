@@ -48,8 +48,9 @@ def may_read(session: Session, user: User | None, ds: Dataset) -> bool:
 
 
 def limited(request: Request) -> int | None:
-    return request.app.state.open_limiter.take(
-        client_ip(request), request.app.state.settings.open_rate_per_minute
+    state = request.app.state
+    return state.open_limiter.take(
+        client_ip(request), state.settings.open_rate_per_minute, state.clock()
     )
 
 
@@ -66,12 +67,18 @@ def _error(request: Request, action: str, exc: OpenDataError) -> Response:
     return _envelope(request, action, exc.status, {"success": False, "error": error})
 
 
-def _int(params: dict, name: str, default: int) -> int:
+INT_MAX = (1 << 31) - 1  # offsets, limits, rows: a database's INTEGER, and far past any page
+
+
+def _int(params: dict, name: str, default: int, lowest: int = 0) -> int:
     value = params.get(name, default)
     try:
-        return int(value)
-    except (TypeError, ValueError) as exc:
+        number = int(value)
+    except (TypeError, ValueError, OverflowError) as exc:
         raise OpenDataError(f"{name} 必须是整数") from exc
+    if not lowest <= number <= INT_MAX:
+        raise OpenDataError(f"{name} 应在 {lowest}–{INT_MAX} 之间")
+    return number
 
 
 def _bool(params: dict, name: str, default: bool) -> bool:
@@ -157,7 +164,7 @@ def package_search(request: Request, session: Session, params: dict) -> dict:
     facet_fields = _list(params.get("facet.field"), "facet.field")
     if "facet.field" not in params:
         facet_fields = list(DEFAULT_FACETS) if _bool(params, "facet", True) else []
-    limit = _int(params, "facet.limit", 50)
+    limit = _int(params, "facet.limit", 50, lowest=-1)  # CKAN's -1: every value
     found = service.search(
         catalogue(request),
         session,

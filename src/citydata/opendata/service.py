@@ -572,9 +572,12 @@ def _filters(ds: Dataset, source, filters: dict[str, Any], q: Any) -> list[Colum
         if name == "_id" and ds.source_kind == "department":
             ids = value if isinstance(value, list) else [value]
             try:
-                pairs = [(int(i) // ID_SHIFT, int(i) % ID_SHIFT) for i in ids]
+                numbers = [int(i) for i in ids]
             except (TypeError, ValueError) as exc:
                 raise OpenDataError("_id 必须是整数") from exc
+            if not all(0 <= i < 1 << 62 for i in numbers):
+                raise OpenDataError("_id 超出范围")
+            pairs = [(i // ID_SHIFT, i % ID_SHIFT) for i in numbers]
             where.append(tuple_(source.c[staging.BATCH], source.c[staging.ROW]).in_(pairs))
             continue
         if name not in names:

@@ -25,7 +25,7 @@ from sqlglot import exp
 
 from citydata.ingest import staging
 from citydata.opendata.service import DATASTORE_MAX, Dataset, OpenDataError, find_resource
-from citydata.opendata.sqlguard import SCHEMA, Exposure, Guard, GuardUnavailable
+from citydata.opendata.sqlguard import SCHEMA, Exposure, Guard, GuardUnavailable, refused
 
 TIME_LIMIT_SECONDS = 5.0
 SAFE_UNKNOWN_FUNCTIONS: frozenset[str] = frozenset()  # none needed so far
@@ -158,7 +158,7 @@ def run(
         message = str(getattr(exc, "orig", exc)).splitlines()[0]
         if "interrupted" in message or "statement timeout" in message:
             raise _refuse(f"查询超过 {time_limit:g} 秒，已停止") from exc
-        if "not authorized" in message or "permission denied" in message:
+        if refused(exc):
             raise _refuse("查询读取了未开放的数据，已拒绝") from exc
         raise _refuse(f"查询失败：{message}") from exc
     truncated = len(rows) > max_rows

@@ -41,6 +41,13 @@ READER_ROLE = "citydata_open_sql"
 RELEASES = "open_sql_releases"
 # SQLite functions user SQL may never call, even on a read-only connection.
 BLOCKED_FUNCTIONS = frozenset({"load_extension", "fts3_tokenizer", "readfile", "writefile", "edit"})
+# How each database says no: SQLite's authorizer, PostgreSQL's privileges.
+REFUSALS = ("not authorized", "prohibited", "permission denied")
+
+
+def refused(error: BaseException) -> bool:
+    """Was ``error`` the database refusing access (rather than a mistake in the query)?"""
+    return any(marker in str(error) for marker in REFUSALS)
 
 
 class GuardUnavailable(RuntimeError):

@@ -349,9 +349,12 @@ def _deliver(
     return Delivery(mask_frame(frame.select(fields), masks).to_dicts(), subjects)
 
 
+KEY_MAX = 64  # business keys: ID numbers, credit codes, house codes, composite keys
+
+
 def _key(value: Any) -> str:
-    if not isinstance(value, str) or not value.strip():
-        raise ShareError("keys 必须是非空字符串", "bad_key")
+    if not isinstance(value, str) or not value.strip() or len(value) > KEY_MAX:
+        raise ShareError(f"keys 必须是非空字符串（最多 {KEY_MAX} 个字符）", "bad_key")
     return value.strip().upper()
 
 

@@ -2,6 +2,15 @@
 
 stdnum ships every code with the years it was in use (``[1983-2017]宁乡县``), so retired codes
 such as 430122 望城县 stay valid for ID numbers issued under them. Nothing here is typed by hand.
+
+**Which code an ID number may carry.** Resident ID numbers were first issued in 1984–85 (15
+digits, upgraded to 18 in 1999 with the same code), and a number keeps the code of the county
+where it was first issued: it does not change when the county is renamed, merged or upgraded.
+So a code is possible for a person born in year *y* when it was in use at some time between
+the later of *y* and 1984, and today — a person born in 1945 in 芙蓉区 holds 430102 (in use
+from 1983), one born in 2015 cannot hold 430122 (望城县, retired in 2011), and 430120 (长沙市市区,
+retired in 1983) was never on any number. This is the one place the rule lives: the scalar
+check, the vectorised checks and the 15→18 conversion all ask it.
 """
 
 from __future__ import annotations
@@ -14,6 +23,7 @@ from importlib import resources
 import polars as pl
 
 FIRST_YEAR, LAST_YEAR = 1850, 2100
+FIRST_ISSUE = 1984  # the first resident ID numbers
 YEARS = LAST_YEAR - FIRST_YEAR + 1
 _PERIOD = re.compile(r"^\[(\d*)-(\d*)\](.+)$")
 
@@ -100,20 +110,41 @@ def divisions_frame() -> pl.DataFrame:
 
 
 @cache
-def code_year_keys() -> pl.Series:
-    """Every (code, year) pair in use, as code*10000+year: lets a vectorised ID check ask
-    'was this division in use in the birth year?' with one hash lookup per row."""
-    frame = divisions_frame().with_columns(
-        pl.col("code").cast(pl.Int64),
-        pl.col("start").fill_null(FIRST_YEAR).clip(FIRST_YEAR, LAST_YEAR),
-        pl.col("end").fill_null(LAST_YEAR).clip(FIRST_YEAR, LAST_YEAR),
-    )
-    keys = frame.select(
-        (pl.col("code") * 10000 + pl.int_ranges("start", pl.col("end") + 1)).alias("key")
-    ).explode("key")
-    return keys["key"].unique().sort()
+def known_codes() -> pl.Series:
+    return pl.Series("code", sorted(by_code()))
 
 
 @cache
-def known_codes() -> pl.Series:
-    return pl.Series("code", sorted(by_code()))
+def last_years() -> dict[str, int]:
+    """Each known code's last year in use (LAST_YEAR while still in use)."""
+    last: dict[str, int] = {}
+    for d in all_divisions():
+        last[d.code] = max(last.get(d.code, FIRST_YEAR), d.end if d.end is not None else LAST_YEAR)
+    return last
+
+
+def issue_problem(code: str, birth_year: int) -> str | None:
+    """Why no ID number of a person born in ``birth_year`` can carry ``code`` (None: it can)."""
+    last = last_years().get(str(code).strip())
+    if last is None:
+        return f"{code}：不是有效的行政区划代码"
+    if last < FIRST_ISSUE:
+        return f"{code}：{last} 年后停用，早于首次发证"
+    if last < birth_year:
+        return f"{code}：{last} 年后停用，早于出生年份 {birth_year}"
+    return None
+
+
+def issuable(code: str, birth_year: int) -> bool:
+    """Could a number of a person born in ``birth_year`` carry ``code``? (see the module)"""
+    return issue_problem(code, birth_year) is None
+
+
+@cache
+def last_year_frame() -> pl.DataFrame:
+    """code (Int64) → last year in use, for the vectorised checks."""
+    found = last_years()
+    return pl.DataFrame(
+        {"code": [int(c) for c in found], "last": list(found.values())},
+        schema={"code": pl.Int64, "last": pl.Int64},
+    )

@@ -9,7 +9,7 @@ from datetime import date
 
 import polars as pl
 
-from citydata.standards.divisions import code_year_keys, known_codes
+from citydata.standards.divisions import FIRST_ISSUE, known_codes, last_year_frame
 
 _ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 _ID_CHECK = dict(enumerate("10X98765432"))
@@ -118,9 +118,15 @@ def _legacy_steps() -> list[dict[str, pl.Expr]]:
     v, first17 = pl.col("v"), pl.col("first17")
     legacy = v.str.contains(r"^\d{15}$")
     birth = first17.str.slice(6, 8).str.to_date("%Y%m%d", strict=False)
-    in_use_then = (
-        first17.str.slice(0, 6).cast(pl.Int64, strict=False) * 10000 + birth.dt.year()
-    ).is_in(code_year_keys().implode())
+    table = last_year_frame()
+    last = (
+        first17.str.slice(0, 6)
+        .cast(pl.Int64, strict=False)
+        .replace_strict(table["code"], table["last"], default=None)
+    )
+    issuable = birth.is_not_null() & (
+        last >= pl.max_horizontal(birth.dt.year().cast(pl.Int64), pl.lit(FIRST_ISSUE))
+    )
     return [
         {"legacy": legacy},
         {
@@ -131,9 +137,9 @@ def _legacy_steps() -> list[dict[str, pl.Expr]]:
         {
             "shaped": pl.col("legacy") | v.str.contains(r"^\d{17}[\dX]$"),
             "check_ok": pl.col("legacy") | (id_check_char(first17) == v.str.slice(17, 1)),
-            "in_use": in_use_then,
+            "issuable": issuable,
         },
-        {"ok": pl.all_horizontal("shaped", "check_ok", "in_use").fill_null(False)},
+        {"ok": pl.all_horizontal("shaped", "check_ok", "issuable").fill_null(False)},
     ]
 
 

@@ -9,7 +9,7 @@ from functools import cache
 import numpy as np
 import polars as pl
 
-from citydata.standards.divisions import FIRST_YEAR, LAST_YEAR, YEARS, divisions_frame
+from citydata.standards.divisions import FIRST_ISSUE, last_year_frame
 from citydata.standards.expressions import _ID_WEIGHTS
 
 _ID_CHECK_BYTES = np.frombuffer(b"10X98765432", dtype=np.uint8)
@@ -18,7 +18,8 @@ _DAYS_IN_MONTH = np.array([0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31], d
 
 def valid_18(values: pl.Series) -> np.ndarray:
     """The GB 11643 check of values that are all exactly 18 bytes: 17 digits and a digit or X,
-    the MOD 11-2 check character, a real birth date, and a division in use in the birth year.
+    the MOD 11-2 check character, a real birth date, and a division code that could have been
+    issued to someone born then (``divisions.issuable``).
     Works position by position on small arrays: no array as large as the column's bytes."""
     array = values.cast(pl.Binary).to_arrow(compat_level=pl.CompatLevel.oldest())
     start = np.frombuffer(array.buffers()[1], dtype=np.int64)[array.offset]
@@ -45,35 +46,23 @@ def valid_18(values: pl.Series) -> np.ndarray:
     leap = (year % 4 == 0) & ((year % 100 != 0) | (year % 400 == 0))
     days = _DAYS_IN_MONTH[np.clip(month, 0, 12)] + (leap & (month == 2))
     ok &= (month >= 1) & (month <= 12) & (day >= 1) & (day <= days)
-    return ok & in_use(number(0, 6), year)
+    return ok & issuable(number(0, 6), year)
 
 
 @cache
-def _in_use_table() -> tuple[np.ndarray, np.ndarray]:
-    """(the row of each six-digit code in the table, -1 if unknown; the table: a row per known
-    code, True in the columns of the years from FIRST_YEAR it was in use, as ``code_year_keys``
-    has them). About 6 MB, built once per process from the periods in a few milliseconds; a
-    lookup is two array reads."""
-    periods = divisions_frame().select(
-        pl.col("code").cast(pl.Int64),
-        pl.col("start").fill_null(FIRST_YEAR).clip(FIRST_YEAR, LAST_YEAR) - FIRST_YEAR,
-        pl.col("end").fill_null(LAST_YEAR).clip(FIRST_YEAR, LAST_YEAR) - FIRST_YEAR + 1,
-    )
-    code, start, stop = (periods[c].to_numpy() for c in ("code", "start", "end"))
-    known = np.unique(code)
-    row = np.full(1_000_000, -1, dtype=np.int32)
-    row[known] = np.arange(len(known), dtype=np.int32)
-    change = np.zeros((len(known), YEARS + 1), dtype=np.int32)  # +1 where a period starts, -1 after
-    np.add.at(change, (row[code], start), 1)
-    np.add.at(change, (row[code], stop), -1)
-    return row, change.cumsum(axis=1)[:, :YEARS] > 0
+def _last_table() -> np.ndarray:
+    """Each six-digit code's last year in use, -1 for an unknown code: a lookup is one array
+    read (4 MB, built once per process)."""
+    frame = last_year_frame()
+    table = np.full(1_000_000, -1, dtype=np.int32)
+    table[frame["code"].to_numpy()] = frame["last"].to_numpy()
+    return table
 
 
-def in_use(code: np.ndarray, year: np.ndarray) -> np.ndarray:
-    """Whether each division ``code`` was in use in ``year`` (False for an unknown code or a
-    year outside FIRST_YEAR..LAST_YEAR), as ``code_year_keys`` says."""
-    row, table = _in_use_table()
-    found = row[np.clip(code, 0, len(row) - 1)]
-    dated = (year >= FIRST_YEAR) & (year <= LAST_YEAR)
-    hit = table[np.maximum(found, 0), np.clip(year - FIRST_YEAR, 0, YEARS - 1)]
-    return (found >= 0) & dated & hit & (code >= 0) & (code < len(row))
+def issuable(code: np.ndarray, year: np.ndarray) -> np.ndarray:
+    """Whether each division ``code`` could be on the number of a person born in ``year``, as
+    ``divisions.issuable`` says: in use at some time from the later of that year and 1984."""
+    table = _last_table()
+    known = (code >= 0) & (code < len(table))
+    last = table[np.clip(code, 0, len(table) - 1)]
+    return known & (last >= 0) & (last >= np.maximum(year, FIRST_ISSUE))

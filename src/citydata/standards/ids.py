@@ -7,20 +7,41 @@ import re
 from datetime import date
 
 from stdnum.cn import ric, uscc
+from stdnum.exceptions import ValidationError
+
+from citydata.standards.divisions import issue_problem
 
 _WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 _CHECK = "10X98765432"
 _MOBILE = re.compile(r"^1[3-9]\d{9}$")
 
 
-def is_valid_id_number(number: str) -> bool:
-    """GB 11643: 18 characters, MOD 11-2 check digit, real birth date, division in use then."""
+def id_number_problem(number: object) -> str | None:
+    """Why ``number`` is no valid GB 11643 ID number, in words a clerk can act on (None: it is
+    valid). python-stdnum is the authority for length, check digit and date; which division
+    codes a number may carry is our rule (divisions.issue_problem: stdnum demands the code was
+    in use in the birth year, which refuses everyone born before their county's code)."""
     if not isinstance(number, str):
-        return False
+        return "不是文本"
+    number = ric.compact(number)
+    if len(number) != 18:
+        return f"应为 18 位（现为 {len(number)} 位）"
+    if not number[:17].isdigit() or not (number[17].isdigit() or number[17] == "X"):
+        return "前 17 位应为数字，最后一位为数字或 X"
+    expected = ric.calc_check_digit(number)
+    if number[17] != expected:
+        return f"校验码应为 {expected}"
     try:
-        return ric.is_valid(number)
-    except KeyError:  # stdnum 2.2 fails this way on a province with no such county (110001…)
-        return False
+        born = ric.get_birth_date(number)
+    except ValidationError:
+        return f"出生日期 {number[6:14]} 不存在"
+    return issue_problem(number[:6], born.year)
+
+
+def is_valid_id_number(number: str) -> bool:
+    """GB 11643: 18 characters, MOD 11-2 check digit, real birth date, and a division code that
+    could have been issued to someone born then (see ``id_number_problem``)."""
+    return id_number_problem(number) is None
 
 
 def id_check_digit(first17: str) -> str:

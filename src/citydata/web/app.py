@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import date, timedelta
 from pathlib import Path
@@ -76,7 +77,13 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         sender.cancel()
 
 
-def create_app(store: Store | None = None, settings: Settings | None = None) -> FastAPI:
+def create_app(
+    store: Store | None = None,
+    settings: Settings | None = None,
+    clock: Callable[[], float] = time.time,
+) -> FastAPI:
+    """The application. ``clock`` (seconds since the epoch) drives rate windows and quotas, so
+    tests decide what time it is rather than the wall."""
     settings = settings or Settings.from_env()
     store = store or Store(settings.database_url)
     networks(settings.trusted_proxies)  # a mistyped proxy network stops the start, loudly
@@ -91,6 +98,7 @@ def create_app(store: Store | None = None, settings: Settings | None = None) -> 
     app.state.store = store
     app.state.settings = settings
     app.state.keys = installation_keys
+    app.state.clock = clock
     app.state.audit = AuditLog(store)
     app.state.limiter = Limiter()
     app.state.catalogue = Catalogue(store)
