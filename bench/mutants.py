@@ -43,7 +43,7 @@ def config(modules: list[str]) -> str:
     tests = ", ".join(f'"{t}"' for t in TESTS)
     return (
         "\n[tool.mutmut]\n"
-        f"paths_to_mutate = [{paths}]\n"
+        f"source_paths = [{paths}]\n"
         f"pytest_add_cli_args_test_selection = [{tests}]\n"
         'pytest_add_cli_args = ["-p", "no:cacheprovider", "-x"]\n'
         'also_copy = ["tests", "src/citydata"]\n'

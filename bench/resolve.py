@@ -1,6 +1,6 @@
 """Benchmark: resolution of the demo city against its truth, and a plain Splink baseline.
 
-    python bench/resolve.py [--sizes 20000 1000000]
+    python bench/resolve.py [--sizes 20000 1000000] [--errors default realistic]
 
 For each size: generate the city, load it (catalog + every file through aggregation), then time
 `citydata resolve` for population and legal persons and score them pairwise against the truth
@@ -8,6 +8,10 @@ For each size: generate the city, load it (catalog + every file through aggregat
 person rows, a plain Splink model with default-style settings (comparison-library comparisons
 on the raw values, no normalisation, no pinyin, trained the usual way) is timed and scored as
 the baseline. Each step runs in its own process, so its peak memory is its own.
+
+``--errors`` runs each size once per error model (demo/profiles): ``default`` (most rows carry
+their own valid key) and ``realistic`` (many rows without an ID number, and rows with a valid
+number that is someone else's, which a key join would merge).
 """
 
 from __future__ import annotations
@@ -99,7 +103,7 @@ def baseline(url: str, city: str) -> None:
     print(json.dumps({"seconds": seconds, **pairwise_scores(labelled, "cluster_id", "entity_id")}))
 
 
-def run(size: int) -> None:
+def run(size: int, errors: str) -> None:
     with tempfile.TemporaryDirectory() as folder:
         work = Path(folder)
         env = {
@@ -109,14 +113,18 @@ def run(size: int) -> None:
         }
         city = work / "city"
         subprocess.run(
-            [CITYDATA, "demo", "generate", "--out", str(city), "--people", str(size)],
+            [CITYDATA, "demo", "generate", "--out", str(city), "--people", str(size)]
+            + ["--errors", errors],
             env=env,
             check=True,
             capture_output=True,
         )
         subprocess.run([CITYDATA, "init"], env=env, check=True, capture_output=True)
         load_seconds, _, _ = timed([CITYDATA, "demo", "load", str(city), "--no-resolve"], env)
-        print(f"{size:,} people: city generated and aggregated ({load_seconds:.0f} s)")
+        print(
+            f"{size:,} people, error model {errors}: city generated and aggregated "
+            f"({load_seconds:.0f} s)"
+        )
         from citydata.db.engine import Store
         from citydata.demo.truth import resolution_scores
 
@@ -155,13 +163,15 @@ def run(size: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--sizes", type=int, nargs="+", default=[20_000, 1_000_000])
+    parser.add_argument("--errors", nargs="+", default=["default", "realistic"])
     parser.add_argument("--baseline", nargs=2, metavar=("URL", "CITY"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.baseline:
         baseline(*args.baseline)
         return
     for size in args.sizes:
-        run(size)
+        for errors in args.errors:
+            run(size, errors)
 
 
 if __name__ == "__main__":

@@ -447,3 +447,70 @@ def test_master_and_review_pages(store, catalog, client, tmp_path):
         "张三" in search and 'href="/base/event"' in search and 'href="/base/population"' in search
     )
     assert client.get("/base/population/reviews").status_code == 200
+
+
+def test_a_key_that_is_not_the_rows_own_does_not_merge_two_people(store, catalog, tmp_path):
+    """A child's clinic record with the mother's ID number, a record whose name belongs to
+    nobody of that number: a key join would merge; resolution keeps them apart and asks."""
+    mother = ("430102196805051223", "王秀英", "女", "1968-05-05", "430102", "芙蓉区八一路9号", None)
+    stage(
+        store,
+        HOUSEHOLD,
+        [mother, (LI, "李四", "男", "1991-01-01", "430104", None, None)],
+        tmp_path / "h.csv",
+    )
+    stage(
+        store,
+        SOCIAL,
+        [
+            ("S1", mother[0], "刘子涵", "2016-03-02", None),  # the son, his mother's number
+            ("S2", LI, "赵敏", "1991-01-01", None),  # a name that is not 李四's
+            ("S3", mother[0], "王秀瑛", "1968-05-05", "13800000001"),  # a slip of one character
+        ],
+        tmp_path / "s.csv",
+    )
+    report = service.resolve(store, "population")
+    assert report.rows_seen == 5
+    found = masters(store)
+    with store.session() as session:
+        links = {
+            row: master
+            for row, master in session.execute(
+                select(MasterLink.row, MasterLink.master_id).where(MasterLink.class_code == SOCIAL)
+            )
+        }
+        reviews = session.execute(
+            select(MatchReview.row, MatchReview.master_id, MatchReview.reason).where(
+                MatchReview.class_code == SOCIAL
+            )
+        ).all()
+    assert links[3] == found[mother[0]].id  # one character off: the same woman
+    assert links[1] != found[mother[0]].id and links[2] != found[LI].id  # kept apart
+    assert set(reviews) == {
+        (1, found[mother[0]].id, "key_conflict"),
+        (2, found[LI].id, "key_conflict"),
+    }
+    assert found[mother[0]].record["name"] == "王秀英" and report.reviews_opened == 2
+
+
+def test_a_realistic_city_keeps_people_apart_who_share_a_number(store, tmp_path):
+    """The realistic error model: many rows without a number, and rows with someone else's
+    valid number. A key join alone merges people there; resolution must not."""
+    from citydata.demo.generate import generate
+    from citydata.demo.truth import resolution_scores
+
+    city = tmp_path / "city"
+    manifest = generate(city, 1500, seed=5, errors="realistic")
+    truth = pl.read_parquet(city / "truth/errors.parquet")
+    assert {"id_foreign", "id_slip", "id_missing"} <= set(truth["kind"].to_list())
+    with store.session() as session:
+        import_catalog(session, city / "catalog.json")
+    for entry in manifest["files"]:
+        ingest(store, city / entry["path"], entry["class_code"], encoding=entry["encoding"])
+    report = service.resolve(store, "population")
+    scores = resolution_scores(store, city, "population")
+    assert scores["precision"] >= 0.999, scores  # nobody merged with a stranger
+    assert scores["f1"] >= 0.97, scores
+    with store.session() as session:
+        conflicts = session.scalar(select(func.count()).where(MatchReview.reason == "key_conflict"))
+    assert conflicts > 0 and report.reviews_opened >= conflicts

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import threading
 import time
+from datetime import date, timedelta
 from pathlib import Path
 
 import polars as pl
@@ -494,6 +495,7 @@ def test_a_batch_killed_midway_leaves_no_rows_and_is_marked_interrupted(
     # kill lands in the middle of the batch on every run, however fast the machine.
     code = f"""
 import time
+from datetime import date, timedelta
 from pathlib import Path
 from citydata.db.engine import Store
 from citydata.ingest import readers, service, staging
@@ -632,6 +634,16 @@ def test_demo_city_ingests_and_rejects_exactly_the_planted_rows(store, tmp_path)
         )
         assert found == planted, entry["path"]
         assert report.rows_accepted == entry["rows"] - entry["bad_rows"]
+    # The demo city's elderly hold codes younger than themselves, as real residents do: 芙蓉区's
+    # 430102 dates from 1983, and people born long before carry it, accepted.
+    with store.session() as session:
+        elderly = session.execute(
+            text(
+                "SELECT count(*) FROM stg_101001_00001 "
+                "WHERE id_number LIKE '430102%' AND birth_date < '1983-01-01'"
+            )
+        ).scalar()
+    assert elderly > 10
 
 
 def test_upload_page_runs_in_the_background_and_the_batch_page_follows_it(
@@ -664,3 +676,70 @@ def test_upload_page_runs_in_the_background_and_the_batch_page_follows_it(
     assert staged(store, batch_id=batch_id).height == 3
     with store.session() as session:
         assert session.get(Batch, batch_id).submitted_by == "ga"
+
+
+def test_a_departments_file_of_ordinary_residents_loses_only_its_planted_rows(
+    store, sample_catalog, tmp_path
+):
+    """Made here, not by the demo generator: 2,000 residents of today's districts born
+    1940–2015, each number with a right check digit, GBK with CRLF as a department's export
+    tool writes it — and a few rows broken on purpose."""
+    import random
+
+    rng = random.Random(11)
+    today = [
+        "430102",
+        "430103",
+        "430104",
+        "430105",
+        "430111",
+        "430112",
+        "430121",
+        "430181",
+        "430182",
+    ]
+    rows, planted = [], {}
+    for n in range(1, 2001):
+        born = date(1940, 1, 1) + timedelta(
+            days=rng.randrange((date(2015, 12, 31) - date(1940, 1, 1)).days)
+        )
+        code = rng.choice(today)
+        serial = f"{n % 1000:03d}"  # numbers differ, as a county's register keeps them
+        first17 = f"{code}{born:%Y%m%d}{serial}"
+        number = first17 + id_check_digit(first17)
+        if n % 97 == 0:  # a typing slip: the check digit no longer fits
+            number = number[:-1] + ("0" if number[-1] != "0" else "1")
+            planted[n] = "id_number"
+        elif n % 101 == 0:  # 长沙市市区, retired before the first numbers were issued
+            first17 = f"430120{born:%Y%m%d}{serial}"
+            number = first17 + id_check_digit(first17)
+            planted[n] = "id_number"
+        elif n % 103 == 0:  # 望城县's code on someone born after it was retired
+            born = date(2015, 6, 1)
+            first17 = f"430122{born:%Y%m%d}{serial}"
+            number = first17 + id_check_digit(first17)
+            planted[n] = "id_number"
+        sex = "男" if int(number[16]) % 2 else "女"
+        rows.append((number, f"居民{n}", sex, born.isoformat(), "汉族", code, None, None))
+    path = tmp_path / "户籍人口.csv"
+    text_ = people_frame(rows).write_csv(line_terminator="\r\n")
+    path.write_bytes(text_.encode("gbk"))
+    report = service.ingest(store, path, POP)
+    assert report.status == "committed", report.message
+    with store.session() as session:
+        found = dict(
+            session.execute(
+                select(Reject.row, Reject.rule).where(Reject.batch_id == report.batch_id)
+            ).all()
+        )
+        elderly = [r for r in rows if r[0].startswith("430102") and r[3] < "1983"]
+        kept = session.execute(
+            text(
+                "SELECT count(*) FROM stg_101001_00001 WHERE id_number LIKE '430102%' AND birth_date < '1983'"
+            )
+        ).scalar()
+    assert found == planted and report.rows_rejected == len(planted) > 0
+    assert kept == len(elderly) > 50  # 芙蓉区's elderly, their code younger than themselves
+    explained = service.rejects_export(store.sessions(), report.batch_id).decode("utf-8-sig")
+    assert "430120：1983 年后停用，早于首次发证" in explained
+    assert "430122：2011 年后停用，早于出生年份 2015" in explained

@@ -178,6 +178,23 @@ def revoke_token(session: Session, prefix: str) -> ApiToken:
     return token
 
 
+def users(session: Session) -> list[User]:
+    return list(session.scalars(select(User).order_by(User.id)))
+
+
+def user_dict(user: User) -> dict:
+    return {
+        "id": user.id,
+        "username": user.username,
+        "display_name": user.display_name,
+        "role": user.role,
+        "role_label": ROLES.get(user.role, user.role),
+        "unit_code": user.unit_code,
+        "active": user.active,
+        "created_at": user.created_at.isoformat(),
+    }
+
+
 def get_user(session: Session, username: str) -> User:
     user = session.scalar(select(User).where(User.username == normal_username(username)))
     if user is None:

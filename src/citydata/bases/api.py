@@ -8,7 +8,6 @@ from datetime import datetime
 from typing import Any
 
 from fastapi import APIRouter, Body, Depends, HTTPException, Query, Request
-from fastapi import Path as PathParam
 from sqlalchemy.orm import Session
 
 from citydata.accounts.models import User
@@ -18,9 +17,10 @@ from citydata.bases.models import Master
 from citydata.bases.spec import SpecError, spec
 from citydata.catalog.service import get_class
 from citydata.web.auth import db, require_admin, require_user
+from citydata.web.errors import API_ERRORS
+from citydata.web.params import ID_MAX, Offset, RowId
 
-router = APIRouter(prefix="/api/v1", tags=["bases 基础库"])
-MAX_ID = (1 << 63) - 1
+router = APIRouter(prefix="/api/v1", tags=["bases 基础库"], responses=API_ERRORS)
 
 
 def _base(base: str) -> str:
@@ -68,7 +68,7 @@ def read_master(
     code = _base(base)
     if not permissions.may_read_masters(user):
         raise HTTPException(403, "需要管理员权限")
-    master = session.get(Master, master_id) if 0 < master_id < MAX_ID else None
+    master = session.get(Master, master_id) if 0 < master_id <= ID_MAX else None
     if master is None or master.base != code:
         raise HTTPException(404, f"{base} 中没有主记录 {master_id}")
     record_read(
@@ -88,7 +88,7 @@ def read_master(
 def show(
     request: Request,
     base: str,
-    master_id: int = PathParam(..., ge=1, le=MAX_ID),
+    master_id: RowId,
     as_of: datetime | None = None,
     session: Session = Depends(db),
     admin: User = Depends(require_admin),
@@ -158,7 +158,7 @@ def decide(session: Session, user: User, review_id: int, decision: str) -> dict[
 @router.post("/base/{base}/reviews/{review_id}")
 def decide_review(
     base: str,
-    review_id: int,
+    review_id: RowId,
     decision: str = Body(..., embed=True),
     session: Session = Depends(db),
     user: User = Depends(require_user),
@@ -170,8 +170,8 @@ def decide_review(
 @router.get("/themes/{name}")
 def theme(
     name: str,
-    offset: int = 0,
-    limit: int = 100,
+    offset: Offset = 0,
+    limit: int = Query(100, ge=1, le=1000),
     session: Session = Depends(db),
     _admin: User = Depends(require_admin),
 ) -> dict[str, Any]:
@@ -179,6 +179,6 @@ def theme(
     from citydata.bases.themes import ThemeError, theme_rows
 
     try:
-        return theme_rows(session, name, max(offset, 0), min(max(limit, 1), 1000))
+        return theme_rows(session, name, offset, limit)
     except ThemeError as exc:
         raise HTTPException(404, str(exc)) from exc

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from fastapi import APIRouter, Form, HTTPException, Path, Request
+from fastapi import APIRouter, Form, HTTPException, Request
 from fastapi.responses import RedirectResponse
 
 from citydata.audit.http import record_read
@@ -13,6 +13,7 @@ from citydata.bases.api import decide, read_master, visible_reviews
 from citydata.bases.models import Master
 from citydata.bases.spec import SpecError, spec, specs
 from citydata.web.auth import check_csrf, signed_in
+from citydata.web.params import RowId
 from citydata.web.render import render
 
 router = APIRouter(include_in_schema=False)
@@ -69,7 +70,11 @@ def reviews_page(request: Request, base: str):  # noqa: ANN201
 
 @router.post("/base/{base}/reviews/{review_id}")
 def review_decision(
-    request: Request, base: str, review_id: int, decision: str = Form(...), csrf: str = Form("")
+    request: Request,
+    base: str,
+    review_id: RowId,
+    decision: str = Form(...),
+    csrf: str = Form(""),
 ):  # noqa: ANN201
     check_csrf(request, csrf)
     with request.app.state.store.session() as session:
@@ -79,7 +84,7 @@ def review_decision(
 
 
 @router.get("/base/{base}/{master_id}")
-def master_page(request: Request, base: str, master_id: int = Path(..., ge=1), as_of: str = ""):  # noqa: ANN201
+def master_page(request: Request, base: str, master_id: RowId, as_of: str = ""):  # noqa: ANN201
     with request.app.state.store.session() as session:
         user = _admin(request, session)
         try:

@@ -12,8 +12,10 @@ from citydata.accounts.permissions import can_write_unit
 from citydata.catalog import service
 from citydata.catalog.schema import CatalogProblems
 from citydata.web.auth import db, require_user
+from citydata.web.errors import API_ERRORS
+from citydata.web.params import Offset
 
-router = APIRouter(prefix="/api/v1", tags=["catalog 目录"])
+router = APIRouter(prefix="/api/v1", tags=["catalog 目录"], responses=API_ERRORS)
 
 
 def _problems(exc: CatalogProblems) -> HTTPException:
@@ -41,7 +43,7 @@ def list_classes(
     base: str | None = Query(None, description="population | legal_person | … | none"),
     status: str | None = None,
     q: str | None = Query(None, description="text in code, name or summary"),
-    offset: int = Query(0, ge=0),
+    offset: Offset = 0,
     limit: int = Query(50, ge=1, le=1000),
     session: Session = Depends(db),
 ) -> dict[str, Any]:

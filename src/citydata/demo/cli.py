@@ -31,17 +31,24 @@ def generate_cmd(
     out_dir: Path = typer.Option(DEFAULT_DIR, "--out"),
     people: int = typer.Option(20_000, "--people", min=100),
     seed: int = typer.Option(2020, "--seed"),
+    errors: str = typer.Option(
+        "default", "--errors", help="误差模型：default 或 realistic（见 demo/profiles/）"
+    ),
 ) -> None:
     """Write the demo city's catalog, department files, manifest and truth."""
-    from citydata.demo.generate import generate
+    from citydata.demo.generate import error_model, generate
 
+    try:
+        error_model(errors)
+    except ValueError as exc:
+        fail(str(exc))
     with _progress() as bar:
         task = bar.add_task("生成", total=None)
 
         def step(name: str, done: int, total: int) -> None:
             bar.update(task, description=f"生成 {name}", completed=done, total=total)
 
-        manifest = generate(out_dir, people, seed, step)
+        manifest = generate(out_dir, people, seed, step, errors)
     out.print(
         f"已生成 {out_dir}：{manifest['units']} 个单位，{manifest['classes']} 个信息资源，"
         f"{manifest['classes_with_files']} 个带数据文件，{len(manifest['files'])} 个文件，{people} 人",

@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, Depends, File, Form, HTTPException, Query, Request, UploadFile
-from fastapi import Path as PathParam
 from fastapi.responses import Response
 from sqlalchemy.orm import Session
 
@@ -20,10 +19,10 @@ from citydata.ingest import permissions, service
 from citydata.ingest.models import Batch
 from citydata.ingest.readers import UnreadableFile, check_upload
 from citydata.web.auth import db, require_user
+from citydata.web.errors import API_ERRORS
+from citydata.web.params import ID_MAX, Offset, RowId
 
-router = APIRouter(prefix="/api/v1", tags=["ingest 归集"])
-MAX_ID = (1 << 63) - 1  # ids are BIGINT at most
-MAX_OFFSET = 1 << 31
+router = APIRouter(prefix="/api/v1", tags=["ingest 归集"], responses=API_ERRORS)
 
 
 def _authorise(request: Request, user: User, class_code: str) -> None:
@@ -172,7 +171,7 @@ def batch_scope(user: User) -> str | None:
 def list_batches(
     unit: str | None = None,
     class_code: str | None = None,
-    offset: int = Query(0, ge=0, le=MAX_OFFSET),
+    offset: Offset = 0,
     limit: int = Query(50, ge=1, le=500),
     session: Session = Depends(db),
     user: User = Depends(require_user),
@@ -187,7 +186,7 @@ def list_batches(
 
 def visible_batch(session: Session, user: User, batch_id: int) -> tuple[Batch, bool]:
     """(the batch, whether its rejected values may be shown); 404/403 otherwise."""
-    batch = session.get(Batch, batch_id) if 0 < batch_id <= MAX_ID else None
+    batch = session.get(Batch, batch_id) if 0 < batch_id <= ID_MAX else None
     if batch is None:
         raise HTTPException(404, f"批次 {batch_id} 不存在")
     if not permissions.may_see_batch(user, batch):
@@ -219,7 +218,7 @@ def shown_rejects(
 @router.get("/batches/{batch_id}")
 def show_batch(
     request: Request,
-    batch_id: int = PathParam(..., ge=1, le=MAX_ID),
+    batch_id: RowId,
     session: Session = Depends(db),
     user: User = Depends(require_user),
 ) -> dict[str, Any]:
@@ -236,7 +235,7 @@ def show_batch(
 def download_rejects(
     request: Request,
     fmt: str,
-    batch_id: int = PathParam(..., ge=1, le=MAX_ID),
+    batch_id: RowId,
     user: User = Depends(require_user),
     session: Session = Depends(db),
 ) -> Response:

@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, File, Form, Path, Query, Request, UploadFile
+from fastapi import APIRouter, File, Form, Query, Request, UploadFile
 from fastapi.responses import RedirectResponse
 
 from citydata.ingest import permissions, service
 from citydata.ingest.api import (
-    MAX_ID,
     batch_scope,
     receive_in_background,
     shown_rejects,
     visible_batch,
 )
 from citydata.web.auth import check_csrf, current_user, signed_in
+from citydata.web.params import RowId
 from citydata.web.render import render
 
 router = APIRouter(include_in_schema=False)
@@ -47,7 +47,7 @@ def upload(
 
 
 @router.get("/batches/{batch_id}")
-def batch_page(request: Request, batch_id: int = Path(..., ge=1, le=MAX_ID)):  # noqa: ANN201
+def batch_page(request: Request, batch_id: RowId):  # noqa: ANN201
     with request.app.state.store.session() as session:
         user = signed_in(request, session)
         batch, values = visible_batch(session, user, batch_id)

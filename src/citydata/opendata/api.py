@@ -10,6 +10,7 @@ from typing import Any
 import orjson
 from fastapi import APIRouter, Request
 from fastapi.responses import Response, StreamingResponse
+from pydantic import BaseModel
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
@@ -20,8 +21,25 @@ from citydata.opendata.service import Catalogue, Dataset, OpenDataError
 from citydata.share.service import released_to
 from citydata.web.auth import cookie_user
 from citydata.web.client import client_ip
+from citydata.web.errors import documented
 
-router = APIRouter(tags=["opendata 开放数据 (CKAN)"])
+
+class CkanAnswer(BaseModel):
+    """CKAN's envelope, which every action answers in, errors included."""
+
+    help: str
+    success: bool
+    result: Any = None
+    error: Any = None
+
+
+router = APIRouter(
+    tags=["opendata 开放数据 (CKAN)"],
+    responses={
+        **documented(400, 403, 404, 409, 413, 429, 503, model=CkanAnswer),
+        **documented(422),
+    },
+)
 JSON = "application/json"
 
 

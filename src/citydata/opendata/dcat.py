@@ -7,7 +7,7 @@ dct:Frequency …): harvesters validate without an ontology, and so does our tes
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 from rdflib import BNode, Graph, Literal, Namespace, URIRef
 from rdflib.namespace import DCAT, DCTERMS, FOAF, RDF, SKOS, XSD
@@ -21,8 +21,17 @@ from citydata.opendata.service import (
     Dataset,
     OpenDataError,
 )
+from citydata.web.errors import documented
 
-router = APIRouter(tags=["opendata 开放数据 (DCAT)"])
+_TEXT = {"content": {"text/plain": {"schema": {"type": "string"}}}}
+router = APIRouter(
+    tags=["opendata 开放数据 (DCAT)"],
+    responses={
+        404: {"description": "不存在的数据集或格式", **_TEXT},
+        429: {"description": "请求过于频繁", **_TEXT},
+        **documented(422),
+    },
+)
 
 VCARD = Namespace("http://www.w3.org/2006/vcard/ns#")
 HYDRA = Namespace("http://www.w3.org/ns/hydra/core#")
@@ -167,33 +176,37 @@ def catalogue_graph(base: str, datasets: list[Dataset], page: int, page_size: in
     return g
 
 
+def _text(message: str, status: int, headers: dict[str, str] | None = None) -> Response:
+    return Response(message, status, headers=headers, media_type="text/plain; charset=utf-8")
+
+
 def _serialised(g: Graph, ext: str) -> Response:
     fmt, media = SERIALISATIONS[ext]
     return Response(g.serialize(format=fmt), media_type=media)
 
 
 @router.get("/catalog.{ext}", include_in_schema=True)
-def catalogue_dcat(ext: str, request: Request, page: int = 1) -> Response:
+def catalogue_dcat(
+    ext: str, request: Request, page: int = Query(1, ge=1, le=1_000_000)
+) -> Response:
     """The whole catalogue as DCAT, 100 datasets a page (``?page=2`` …)."""
     if ext not in SERIALISATIONS:
-        return Response(f"不支持的格式：{ext}（ttl、jsonld、rdf）", 404)
+        return _text(f"不支持的格式：{ext}（ttl、jsonld、rdf）", 404)
     if (wait := api.limited(request)) is not None:
-        return Response("请求过于频繁", 429, headers={"Retry-After": str(wait)})
+        return _text("请求过于频繁", 429, {"Retry-After": str(wait)})
     datasets = list(api.catalogue(request).datasets().values())
-    return _serialised(
-        catalogue_graph(api.base_url(request), datasets, max(page, 1), PAGE_SIZE), ext
-    )
+    return _serialised(catalogue_graph(api.base_url(request), datasets, page, PAGE_SIZE), ext)
 
 
 @router.get("/dataset/{slug}.{ext}", include_in_schema=True)
 def dataset_dcat(slug: str, ext: str, request: Request) -> Response:
     if ext not in SERIALISATIONS:
-        return Response(f"不支持的格式：{ext}（ttl、jsonld、rdf）", 404)
+        return _text(f"不支持的格式：{ext}（ttl、jsonld、rdf）", 404)
     with request.app.state.store.session() as session:
         try:
             ds = api.catalogue(request).get(session, slug)
         except OpenDataError as exc:
-            return Response(str(exc), exc.status)
+            return _text(str(exc), exc.status)
     g = _graph()
     add_dataset(g, api.base_url(request), ds)
     return _serialised(g, ext)

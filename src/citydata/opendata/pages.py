@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import date, timedelta
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import RedirectResponse
 
 from citydata.accounts.service import AccountError, create_user
@@ -50,7 +50,8 @@ def _facet_label(facet: str, value: str, names: dict[str, str]) -> str:
 def _search_page(request: Request, heading: str, fixed: dict[str, str], template: str):  # noqa: ANN202
     params = request.query_params
     q = params.get("q", "")
-    page = max(int(params.get("page", "1") or 1), 1)
+    page = params.get("page", "1")
+    page = min(max(int(page), 1), 100_000) if page.isdigit() else 1  # a junk page is page 1
     chosen = [(k, params[k]) for k in FACET_LABELS if params.get(k)]
     chosen += list(fixed.items())
     with request.app.state.store.session() as session:
@@ -150,7 +151,7 @@ def api_guide(request: Request):  # noqa: ANN201
 
 
 @router.get("/open/dataset/{slug}")
-def dataset(slug: str, request: Request, page: int = 1):  # noqa: ANN201
+def dataset(slug: str, request: Request, page: int = Query(1, ge=1, le=1_000_000)):  # noqa: ANN201
     with request.app.state.store.session() as session:
         user = api_user(request, session)
         try:
@@ -158,7 +159,6 @@ def dataset(slug: str, request: Request, page: int = 1):  # noqa: ANN201
         except OpenDataError as exc:
             return render(request, "open_message.html", user, message=str(exc), status_code=404)
         readable = may_read(session, user, ds)
-        page = max(page, 1)
         preview = None
         if readable:
             preview = service.datastore_search(

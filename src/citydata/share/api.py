@@ -12,11 +12,12 @@ import logging
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import orjson
-from fastapi import APIRouter, Body, Depends, HTTPException, Request
+from fastapi import APIRouter, Body, Depends, HTTPException, Query, Request
 from fastapi.responses import Response, StreamingResponse
+from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
@@ -29,9 +30,26 @@ from citydata.share import gateway, permissions, service, webhooks
 from citydata.share.service import ShareError
 from citydata.web.auth import db, require_user
 from citydata.web.client import client_ip, peer
+from citydata.web.errors import API_ERRORS, documented
+from citydata.web.params import ID_MAX, RowId
 
-share_router = APIRouter(prefix="/api/share/v1", tags=["share 共享接口"])
-router = APIRouter(prefix="/api/v1", tags=["share 共享管理"])
+
+class ShareProblem(BaseModel):
+    """The sharing API's error body: a stable code, a message, the audited request's id."""
+
+    error: dict[str, Any]
+    request_id: str
+
+
+share_router = APIRouter(
+    prefix="/api/share/v1",
+    tags=["share 共享接口"],
+    responses={
+        **documented(400, 401, 403, 404, 409, 413, 429, 503, model=ShareProblem),
+        **documented(422),  # a malformed path, answered by FastAPI itself
+    },
+)
+router = APIRouter(prefix="/api/v1", tags=["share 共享管理"], responses=API_ERRORS)
 JSON = "application/json"
 
 
@@ -335,7 +353,7 @@ async def list_subscriptions(request: Request) -> Response:
 
 
 @share_router.delete("/subscriptions/{subscription_id}")
-async def unsubscribe(request: Request, subscription_id: int) -> Response:
+async def unsubscribe(request: Request, subscription_id: RowId) -> Response:
     def work(session, caller, res, body, call):  # noqa: ANN001, ANN202
         call.entry["query"] = {"subscription": subscription_id}
         sub = webhooks.unsubscribe(session, caller, subscription_id)
@@ -426,31 +444,43 @@ def _checked(fn, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
         raise HTTPException(exc.status, {"code": exc.code, "message": str(exc)}) from exc
 
 
+Name = Annotated[str, Field(max_length=64)]
+Text = Annotated[str, Field(max_length=2000)]
+
+
+class ApplicationIn(BaseModel):
+    """A unit's application for some fields of one class (申请共享)."""
+
+    consumer: Name | None = Field(None, description="申请单位（缺省：本人所在单位）")
+    class_code: Name
+    fields: list[Name] = Field(..., max_length=500)
+    unmasked: list[Name] = Field([], max_length=500, description="申请不脱敏的信息项")
+    purpose: Text
+    legal_basis: Text
+    system_name: Annotated[str, Field(max_length=100)]
+    valid_until: date
+    daily_volume: int = Field(10_000, ge=1, le=1_000_000_000)
+
+
 @router.post("/share/applications", status_code=201)
 def create_application(
-    payload: dict[str, Any] = Body(...),
+    payload: ApplicationIn,
     session: Session = Depends(db),
     user: User = Depends(require_user),
 ) -> dict[str, Any]:
-    try:
-        valid_until = date.fromisoformat(str(payload.get("valid_until", "")))
-    except ValueError as exc:
-        raise HTTPException(
-            400, {"code": "valid_until", "message": "valid_until 应为 YYYY-MM-DD"}
-        ) from exc
     app = _checked(
         service.apply,
         session,
         user,
-        consumer_code=payload.get("consumer") or user.unit_code or "",
-        class_code=str(payload.get("class_code", "")),
-        fields=list(payload.get("fields") or []),
-        unmasked=list(payload.get("unmasked") or []),
-        purpose=str(payload.get("purpose", "")),
-        legal_basis=str(payload.get("legal_basis", "")),
-        system_name=str(payload.get("system_name", "")),
-        valid_until=valid_until,
-        daily_volume=int(payload.get("daily_volume", 10000)),
+        consumer_code=payload.consumer or user.unit_code or "",
+        class_code=payload.class_code,
+        fields=payload.fields,
+        unmasked=payload.unmasked,
+        purpose=payload.purpose,
+        legal_basis=payload.legal_basis,
+        system_name=payload.system_name,
+        valid_until=payload.valid_until,
+        daily_volume=payload.daily_volume,
     )
     return service.application_dict(app)
 
@@ -469,7 +499,7 @@ def list_applications(
 
 @router.get("/share/applications/{application_id}")
 def show_application(
-    application_id: int, session: Session = Depends(db), user: User = Depends(require_user)
+    application_id: RowId, session: Session = Depends(db), user: User = Depends(require_user)
 ) -> dict[str, Any]:
     app = _checked(service.open_application, session, application_id, user)
     return {
@@ -497,10 +527,19 @@ def show_application(
     }
 
 
+class DecisionIn(BaseModel):
+    action: Literal["approve", "reject", "ask"]
+    reason: Text = ""
+    fields: list[Name] | None = Field(
+        None, max_length=500, description="批准的信息项（缺省：全部）"
+    )
+    unmasked: list[Name] | None = Field(None, max_length=500)
+
+
 @router.post("/share/applications/{application_id}/decision")
 def decide(
-    application_id: int,
-    payload: dict[str, Any] = Body(...),
+    application_id: RowId,
+    payload: DecisionIn,
     session: Session = Depends(db),
     user: User = Depends(require_user),
 ) -> dict[str, Any]:
@@ -509,36 +548,36 @@ def decide(
         session,
         user,
         application_id,
-        str(payload.get("action", "")),
-        str(payload.get("reason", "")),
-        payload.get("fields"),
-        payload.get("unmasked"),
+        payload.action,
+        payload.reason,
+        payload.fields,
+        payload.unmasked,
     )
     return service.application_dict(app)
 
 
+class ResubmitIn(BaseModel):
+    purpose: Text | None = None
+    legal_basis: Text | None = None
+
+
 @router.post("/share/applications/{application_id}/resubmit")
 def resubmit(
-    application_id: int,
-    payload: dict[str, Any] = Body(default={}),
+    application_id: RowId,
+    payload: ResubmitIn = Body(default_factory=ResubmitIn),
     session: Session = Depends(db),
     user: User = Depends(require_user),
 ) -> dict[str, Any]:
     app = _checked(
-        service.resubmit,
-        session,
-        user,
-        application_id,
-        payload.get("purpose"),
-        payload.get("legal_basis"),
+        service.resubmit, session, user, application_id, payload.purpose, payload.legal_basis
     )
     return service.application_dict(app)
 
 
 @router.post("/share/applications/{application_id}/revoke")
 def revoke(
-    application_id: int,
-    reason: str = Body(..., embed=True),
+    application_id: RowId,
+    reason: Text = Body(..., embed=True),
     session: Session = Depends(db),
     user: User = Depends(require_user),
 ) -> dict[str, Any]:
@@ -553,10 +592,17 @@ def _issued(issued: service.IssuedCredential) -> dict[str, Any]:
     }
 
 
+class CredentialIn(BaseModel):
+    ip_allow: list[Annotated[str, Field(max_length=64)]] = Field(
+        [], max_length=100, description="允许的来源地址或网段；空：不限"
+    )
+    rate_per_minute: int = Field(6000, ge=1, le=1_000_000)
+
+
 @router.post("/share/applications/{application_id}/credentials", status_code=201)
 def issue_credential(
-    application_id: int,
-    payload: dict[str, Any] = Body(default={}),
+    application_id: RowId,
+    payload: CredentialIn = Body(default_factory=CredentialIn),
     session: Session = Depends(db),
     user: User = Depends(require_user),
 ) -> dict[str, Any]:
@@ -565,8 +611,8 @@ def issue_credential(
         session,
         user,
         application_id,
-        payload.get("ip_allow") or [],
-        int(payload.get("rate_per_minute", 6000)),
+        payload.ip_allow,
+        payload.rate_per_minute,
     )
     return _issued(issued)
 
@@ -597,14 +643,14 @@ def _auditor(user: User = Depends(require_user)) -> User:
 
 @router.get("/audit")
 def search_audit(
-    master_id: int | None = None,
+    master_id: int | None = Query(None, ge=1, le=ID_MAX),
     consumer: str | None = None,
     class_code: str | None = None,
-    limit: int = 100,
+    limit: int = Query(100, ge=1, le=1000),
     session: Session = Depends(db),
     _user: User = Depends(_auditor),
 ) -> list[dict[str, Any]]:
-    found = audit.search(session, master_id, consumer, class_code, limit=min(max(limit, 1), 1000))
+    found = audit.search(session, master_id, consumer, class_code, limit=limit)
     return [audit.entry_dict(e) for e in found]
 
 

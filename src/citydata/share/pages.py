@@ -16,6 +16,7 @@ from citydata.share import permissions, service
 from citydata.share.models import STATUS
 from citydata.share.service import ShareError
 from citydata.web.auth import check_csrf, signed_in
+from citydata.web.params import RowId
 from citydata.web.render import render
 
 router = APIRouter(include_in_schema=False)
@@ -103,7 +104,7 @@ def _detail(request: Request, session, user, application_id: int, **extra):  # n
 
 
 @router.get("/share/{application_id}")
-def share_detail(request: Request, application_id: int):  # noqa: ANN201
+def share_detail(request: Request, application_id: RowId):  # noqa: ANN201
     with request.app.state.store.session() as session:
         user = signed_in(request, session)
         try:
@@ -115,7 +116,7 @@ def share_detail(request: Request, application_id: int):  # noqa: ANN201
 @router.post("/share/{application_id}/decision")
 def share_decide(
     request: Request,
-    application_id: int,
+    application_id: RowId,
     action: str = Form(...),
     reason: str = Form(""),
     fields: list[str] = Form(default=[]),
@@ -132,7 +133,7 @@ def share_decide(
 
 
 @router.post("/share/{application_id}/credentials")
-def share_issue(request: Request, application_id: int, csrf: str = Form("")):  # noqa: ANN201
+def share_issue(request: Request, application_id: RowId, csrf: str = Form("")):  # noqa: ANN201
     check_csrf(request, csrf)
     with request.app.state.store.session() as session:
         user = signed_in(request, session)

@@ -110,6 +110,7 @@ EN = {
     "取值": "Value",
     "行数": "Rows",
     "匹配概率": "Match probability",
+    "证件号码与姓名、出生日期或性别矛盾：疑为他人号码": "The ID number contradicts the name, birth date or sex: probably someone else's number",
     "来源行": "Source row",
     "主记录": "Master record",
     "是同一对象": "Same entity",

@@ -1,8 +1,8 @@
-"""security: sessions, throttling, SQL releases, audit peer
+"""security (sessions, throttling, SQL releases, audit peer) and key conflicts in review
 
 Revision ID: 0006
 Revises: 0005
-Create Date: 2026-12-04 17:42:10.620671
+Create Date: 2026-12-04 18:59:07.376628
 """
 
 import sqlalchemy as sa
@@ -53,6 +53,11 @@ def upgrade() -> None:
     with op.batch_alter_table("audit_entries", schema=None) as batch_op:
         batch_op.add_column(sa.Column("peer_ip", sa.String(length=64), nullable=True))
 
+    with op.batch_alter_table("match_reviews", schema=None) as batch_op:
+        batch_op.add_column(
+            sa.Column("reason", sa.String(length=16), server_default="match", nullable=False)
+        )
+
     with op.batch_alter_table("share_subscriptions", schema=None) as batch_op:
         batch_op.alter_column(
             "signing_secret",
@@ -76,6 +81,9 @@ def downgrade() -> None:
             type_=sa.VARCHAR(length=64),
             existing_nullable=False,
         )
+
+    with op.batch_alter_table("match_reviews", schema=None) as batch_op:
+        batch_op.drop_column("reason")
 
     with op.batch_alter_table("audit_entries", schema=None) as batch_op:
         batch_op.drop_column("peer_ip")

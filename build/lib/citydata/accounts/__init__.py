@@ -1,0 +1,1 @@
+"""Accounts: people with roles, argon2 passwords, hashed API tokens."""

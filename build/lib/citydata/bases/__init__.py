@@ -1,0 +1,1 @@
+"""The seven base databases: staged rows resolved into master records with provenance."""

@@ -1,0 +1,79 @@
+"""Settings read from the environment, with defaults that work on a fresh machine."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+def _list(value: str | None) -> tuple[str, ...]:
+    return tuple(v.strip() for v in (value or "").split(",") if v.strip())
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What an upload may be, checked before it is parsed (a 5 KB workbook can claim a sheet of
+    17 billion cells)."""
+
+    upload_bytes: int = 2 << 30  # 2 GiB
+    rows: int = 20_000_000
+    columns: int = 500
+    sheet_cells: int = 60_000_000  # rows × columns of an Excel sheet's used range
+    unzipped_bytes: int = 4 << 30  # an Excel file's parts, uncompressed
+
+    @classmethod
+    def from_env(cls) -> Limits:
+        env = os.environ
+        mib = 1 << 20
+        return cls(
+            upload_bytes=int(env.get("CITYDATA_MAX_UPLOAD_MB", cls.upload_bytes // mib)) * mib,
+            rows=int(env.get("CITYDATA_MAX_ROWS", cls.rows)),
+            columns=int(env.get("CITYDATA_MAX_COLUMNS", cls.columns)),
+            sheet_cells=int(env.get("CITYDATA_MAX_SHEET_CELLS", cls.sheet_cells)),
+            unzipped_bytes=int(env.get("CITYDATA_MAX_UNZIPPED_MB", cls.unzipped_bytes // mib))
+            * mib,
+        )
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str = "sqlite:///citydata.db"
+    # Keys sign cookies and encrypt secrets kept at rest; comma-separated, newest first. Empty:
+    # read from (or made in) key_file — never from the database, where a data path could reach.
+    secret_key: str = ""
+    key_file: Path | None = None  # default: <data_dir>/secret.keys
+    language: str = "zh"
+    admin_password: str | None = None
+    data_dir: Path = field(default_factory=lambda: Path("citydata-data"))
+    open_rate_per_minute: int = 600  # anonymous open-data calls per IP address
+    webhook_seconds: float = 10  # how often the server sends due webhook notices; 0: never
+    # Only these addresses (or networks) may tell us the client's address (X-Forwarded-For)
+    # and scheme (X-Forwarded-Proto); nobody by default.
+    trusted_proxies: tuple[str, ...] = ()
+    # Webhook hosts an administrator allows although they resolve to private addresses.
+    webhook_allow_hosts: tuple[str, ...] = ()
+    open_sql_url: str | None = None  # PostgreSQL: the reader role's URL, if made by hand
+    limits: Limits = field(default_factory=Limits)
+
+    @property
+    def keys_path(self) -> Path:
+        return self.key_file or self.data_dir / "secret.keys"
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        env = os.environ
+        return cls(
+            database_url=env.get("CITYDATA_DATABASE_URL", cls.database_url),
+            secret_key=env.get("CITYDATA_SECRET_KEY", ""),
+            key_file=Path(env["CITYDATA_KEY_FILE"]) if env.get("CITYDATA_KEY_FILE") else None,
+            language=env.get("CITYDATA_LANGUAGE", "zh"),
+            admin_password=env.get("CITYDATA_ADMIN_PASSWORD") or None,
+            data_dir=Path(env.get("CITYDATA_DATA_DIR", "citydata-data")),
+            open_rate_per_minute=int(env.get("CITYDATA_OPEN_RATE", cls.open_rate_per_minute)),
+            webhook_seconds=float(env.get("CITYDATA_WEBHOOK_SECONDS", cls.webhook_seconds)),
+            trusted_proxies=_list(env.get("CITYDATA_TRUSTED_PROXIES")),
+            webhook_allow_hosts=_list(env.get("CITYDATA_WEBHOOK_ALLOW_HOSTS")),
+            open_sql_url=env.get("CITYDATA_OPEN_SQL_URL") or None,
+            limits=Limits.from_env(),
+        )

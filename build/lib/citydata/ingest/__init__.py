@@ -1,0 +1,1 @@
+"""Aggregation (归集): read departments' files, validate them, stage accepted rows per batch."""

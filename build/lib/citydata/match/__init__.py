@@ -1,0 +1,1 @@
+"""Record matching: Chinese-aware normalisation and a Splink model built from column kinds."""

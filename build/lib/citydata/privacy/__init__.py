@@ -1,0 +1,1 @@
+"""Personal data protection: masks, judged jointly."""

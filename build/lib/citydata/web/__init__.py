@@ -1,0 +1,1 @@
+"""The web shell: app factory, authentication, pages and static assets."""

@@ -1,0 +1,126 @@
+"""Who is calling: bearer API tokens for the API, server-side sessions (a signed cookie naming
+one) for pages, CSRF tokens for forms. FastAPI dependencies only; the rules themselves live in
+accounts.service.
+
+A cookie is sent by the browser whatever page asked for the request, so a write authorised by
+a cookie must prove it comes from our own pages: a form carries the CSRF token; a script calling
+the JSON API sends it as ``X-CSRF-Token`` or comes from our own origin. Bearer tokens are not
+sent by browsers on their own and need neither."""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+from collections.abc import Iterator
+
+from fastapi import Depends, HTTPException, Request
+from sqlalchemy.orm import Session
+
+from citydata.accounts import service
+from citydata.accounts.models import User
+from citydata.web.client import request_scheme
+
+SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
+
+
+def db(request: Request) -> Iterator[Session]:
+    """One database session per request, committed when the handler succeeds."""
+    with request.app.state.store.session() as session:
+        yield session
+
+
+def bearer(request: Request) -> str | None:
+    header = request.headers.get("authorization", "")
+    return header[7:].strip() if header.lower().startswith("bearer ") else None
+
+
+def session_token(request: Request) -> str:
+    return request.session.get("sid", "") if "session" in request.scope else ""
+
+
+def cookie_user(request: Request, session: Session) -> User | None:
+    """The user of the browser session named by the cookie, if it is still live."""
+    return service.session_user(session, session_token(request))
+
+
+def current_user(request: Request, session: Session = Depends(db)) -> User | None:
+    token = bearer(request)
+    if token is not None:
+        user = service.user_for_token(session, token)
+        if user is None:
+            raise HTTPException(
+                401, "无效或已吊销的 API 令牌", headers={"WWW-Authenticate": "Bearer"}
+            )
+        return user
+    user = cookie_user(request, session)
+    if user is not None and request.method not in SAFE_METHODS and _is_api(request):
+        check_api_origin(request)
+    return user
+
+
+def _is_api(request: Request) -> bool:
+    return request.url.path.startswith("/api/")
+
+
+def own_origin(request: Request) -> str:
+    host = request.headers.get("host", "")
+    return f"{request_scheme(request)}://{host}"
+
+
+def check_api_origin(request: Request) -> None:
+    """A cookie-authorised API write: the CSRF token in a header, or our own Origin."""
+    expected = request.session.get("csrf", "")
+    sent = request.headers.get("x-csrf-token", "")
+    if expected and sent and hmac.compare_digest(expected, sent):
+        return
+    if request.headers.get("origin") == own_origin(request):
+        return
+    raise HTTPException(403, "跨站请求被拒绝：请在 X-CSRF-Token 中带上页面的 CSRF 令牌")
+
+
+class LoginRequired(Exception):
+    """A page needs a signed-in user; the app answers with a redirect to the login page."""
+
+
+def signed_in(request: Request, session: Session) -> User:
+    """The page's user, or the way to the login page."""
+    user = current_user(request, session)
+    if user is None:
+        raise LoginRequired
+    return user
+
+
+def require_user(user: User | None = Depends(current_user)) -> User:
+    if user is None:
+        raise HTTPException(401, "需要登录或 API 令牌", headers={"WWW-Authenticate": "Bearer"})
+    return user
+
+
+def require_admin(user: User = Depends(require_user)) -> User:
+    if user.role != "admin":
+        raise HTTPException(403, "需要管理员权限")
+    return user
+
+
+def sign_in(request: Request, session: Session, user: User, client_ip: str) -> None:
+    """A new server-side session for ``user``; whatever the cookie held before is dropped."""
+    request.session.clear()
+    request.session["sid"] = service.start_session(session, user, client_ip)
+
+
+def sign_out(request: Request, session: Session) -> None:
+    service.end_session(session, session_token(request))
+    request.session.clear()
+
+
+def csrf_token(request: Request) -> str:
+    token = request.session.get("csrf")
+    if not token:
+        token = request.session["csrf"] = secrets.token_urlsafe(24)
+    return token
+
+
+def check_csrf(request: Request, submitted: str | None) -> None:
+    expected = request.session.get("csrf", "")
+    if not expected or not submitted or not hmac.compare_digest(expected, submitted):
+        raise HTTPException(403, "表单已过期或来源不明（CSRF 校验失败），请刷新页面后重试")

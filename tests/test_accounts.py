@@ -1,0 +1,35 @@
+"""Accounts from the command line: list, disable (sessions and tokens stop), new password."""
+
+from __future__ import annotations
+
+import json
+
+from fastapi.testclient import TestClient
+from typer.testing import CliRunner
+
+from citydata.cli import app as cli
+from conftest import make_user
+
+
+def test_users_are_listed_disabled_and_given_new_passwords(env, store, app):
+    token = make_user(store, "zhang", "admin")
+    runner = CliRunner()
+    listed = json.loads(runner.invoke(cli, ["user", "list", "--json"]).output)
+    assert [(u["username"], u["role"], u["active"]) for u in listed] == [("zhang", "admin", True)]
+    with TestClient(app) as client:
+        page = client.get("/login").text
+        csrf = page.split('name="csrf" value="')[1].split('"')[0]
+        client.post("/login", data={"username": "zhang", "password": "password123", "csrf": csrf})
+        assert client.get("/base/population", follow_redirects=False).status_code == 200
+        changed = runner.invoke(cli, ["user", "password", "zhang", "--password", "another-pw-1"])
+        assert changed.exit_code == 0, changed.output
+        # the password change ended the session
+        assert client.get("/base/population", follow_redirects=False).status_code == 303
+        bearer = {"Authorization": f"Bearer {token}"}
+        assert client.get("/api/v1/batches", headers=bearer).status_code == 200
+        assert runner.invoke(cli, ["user", "disable", "zhang"]).exit_code == 0
+        assert client.get("/api/v1/batches", headers=bearer).status_code == 401
+    listed = json.loads(runner.invoke(cli, ["user", "list", "--json"]).output)
+    assert listed[0]["active"] is False
+    missing = runner.invoke(cli, ["user", "disable", "nobody"])
+    assert missing.exit_code != 0 and "不存在" in missing.output
