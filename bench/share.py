@@ -127,7 +127,7 @@ def build(url: str, people: int, work: Path) -> tuple[str, list[tuple[int, str]]
     from citydata.bases.spec import spec
     from citydata.catalog.service import import_catalog
     from citydata.db.engine import Store
-    from citydata.db.migrate import upgrade
+    from citydata.migrations import upgrade
     from citydata.demo.generate import generate
     from citydata.demo.people import population
     from citydata.ingest import staging
@@ -185,7 +185,7 @@ def serve_citydata(port: int, url: str, **env: str) -> subprocess.Popen:
             "-m",
             "uvicorn",
             "--factory",
-            "citydata.web.app:create_app",
+            "citydata.app:create_app",
             "--port",
             str(port),
             "--no-access-log",

@@ -17,7 +17,7 @@ from sqlalchemy.engine import make_url
 
 from citydata.config import Settings
 from citydata.db.engine import Store
-from citydata.db.migrate import upgrade
+from citydata.migrations import upgrade
 
 # In CI every property test runs the same examples each time (a fixed seed): a failure there
 # is reproducible, and no run passes by luck. Locally they vary, to find new cases.
@@ -135,7 +135,7 @@ def fixed_clock() -> float:
 
 @pytest.fixture
 def app(store):
-    from citydata.web.app import create_app
+    from citydata.app import create_app
 
     return create_app(
         store, Settings(database_url=store.url, secret_key="test-secret"), clock=fixed_clock

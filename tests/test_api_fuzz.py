@@ -13,7 +13,7 @@ from schemathesis import checks
 from citydata.catalog.service import import_catalog
 from citydata.config import Settings
 from citydata.db.engine import Store
-from citydata.web.app import create_app
+from citydata.app import create_app
 from conftest import SAMPLE, fixed_clock, make_user
 
 ROLES = [None, "admin", "steward", "consumer", "auditor", "public"]

@@ -4,8 +4,7 @@ from sqlalchemy import inspect, text
 from typer.testing import CliRunner
 
 from citydata.cli import app
-from citydata.db.migrate import current_revision, head_revision
-from citydata.db.models import metadata
+from citydata.migrations import current_revision, head_revision, metadata
 
 
 def test_migrations_match_the_models(store):
@@ -86,7 +85,7 @@ def test_upgrading_a_database_with_sharing_data_keeps_it(tmp_path):
 
     from citydata.catalog.service import import_catalog
     from citydata.db.engine import Store
-    from citydata.db.migrate import alembic_config, upgrade
+    from citydata.migrations import alembic_config, upgrade
     from conftest import SAMPLE
 
     url = f"sqlite:///{tmp_path}/old.db"

@@ -25,7 +25,7 @@ from citydata.ingest.service import ingest
 from citydata.opendata import sql as open_sql
 from citydata.opendata.service import Catalogue, OpenDataError
 from citydata.share import service as share
-from citydata.web.app import create_app
+from citydata.app import create_app
 from conftest import CHROMIUM, CHROMIUM_FLAGS, fixed_clock, make_user, need_chromium
 
 LEGAL = "101002/00001"  # 普遍开放; legal_rep and legal_rep_id are personal

@@ -32,7 +32,7 @@ from citydata.opendata.service import Catalogue, OpenDataError
 from citydata.opendata.sqlguard import READER_ROLE, Guard, GuardUnavailable
 from citydata.share import service
 from citydata.share.models import ShareApplication, ShareSubscription
-from citydata.web.app import create_app
+from citydata.app import create_app
 from conftest import PG_URL, fixed_clock, make_user
 from sharing import (
     FIELDS,

@@ -25,8 +25,8 @@ from citydata.ingest.service import ingest
 from citydata.privacy.masking import MASKS, mask_frame, mask_value
 from citydata.share import service
 from citydata.share.models import ShareApplication, ShareCredential
-from citydata.share.workdays import add_workdays
-from citydata.web.app import create_app
+from citydata.mechanisms.workdays import add_workdays
+from citydata.app import create_app
 from conftest import fixed_clock
 from sharing import (
     FIELDS,
@@ -653,7 +653,7 @@ def test_the_running_server_sends_due_notices_by_itself(city, people, receiver, 
     import time
 
     from citydata.config import Settings
-    from citydata.web.app import create_app
+    from citydata.app import create_app
 
     settings = Settings(
         database_url=city.url,

@@ -333,3 +333,15 @@ def login(
         return None
     LOGIN_BY_NAME.clear(session, name)
     return user
+
+
+class Authenticator:
+    """How ``citydata.web.auth`` learns who is calling; the app factory wires it in."""
+
+    @staticmethod
+    def by_token(session: Session, token: str) -> User | None:
+        return user_for_token(session, token)
+
+    @staticmethod
+    def by_session(session: Session, session_token: str) -> User | None:
+        return session_user(session, session_token)

@@ -14,9 +14,10 @@ from citydata.bases.models import Master
 from citydata.bases.spec import SpecError, spec, specs
 from citydata.web.auth import check_csrf, signed_in
 from citydata.web.params import RowId
-from citydata.web.render import render
+from citydata.web.render import render, use_templates
 
 router = APIRouter(include_in_schema=False)
+use_templates(__file__)
 
 
 def _admin(request: Request, session):  # noqa: ANN001, ANN202

@@ -1195,12 +1195,6 @@ def register_class(session: Session, base: BaseSpec) -> ResourceClass | None:
     )
 
 
-def base_for_class(class_code: str) -> BaseSpec | None:
-    return next(
-        (b for b in specs().values() if dict(b.catalog).get("class_code") == class_code), None
-    )
-
-
 # ---------------------------------------------------------------- reading masters
 
 

@@ -6,9 +6,10 @@ from fastapi import APIRouter, HTTPException, Request
 
 from citydata.catalog import service
 from citydata.web.auth import current_user
-from citydata.web.render import render
+from citydata.web.render import render, use_templates
 
 router = APIRouter(include_in_schema=False)
+use_templates(__file__)
 PAGE = 50
 
 

@@ -9,7 +9,6 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from citydata.cli_common import fail, out, store
-from citydata.config import Settings
 
 demo_app = typer.Typer(help="演示城市 / the demo city", no_args_is_help=True)
 DEFAULT_DIR = Path("citydata-data/demo-city")
@@ -150,27 +149,3 @@ def load_cmd(
         f"开放：{od['open']} 个普遍开放、{od['conditional']} 个有条件开放数据集（共 {od['rows']} 行）",
         highlight=False,
     )
-
-
-@demo_app.command("run")
-def run_cmd(
-    directory: Path = typer.Option(DEFAULT_DIR, "--dir"),
-    people: int = typer.Option(20_000, "--people", min=100),
-    host: str = typer.Option("127.0.0.1", "--host"),
-    port: int = typer.Option(8000, "--port"),
-) -> None:
-    """The main job: generate the city (if absent), init, load and serve it."""
-    from citydata.cli import init, serve
-
-    if not (directory / "manifest.json").exists():
-        generate_cmd(directory, people, 2020)
-    elif json.loads((directory / "manifest.json").read_text())["people"] != people:
-        fail(f"{directory} 已有另一规模的演示城市；删除它或用 --dir 指定新目录")
-    init()
-    load_cmd(directory, True)
-    out.print(
-        f"演示城市已就绪：http://{host}:{port}/  开放数据门户 http://{host}:{port}/open"
-        f"  （数据库 {Settings.from_env().database_url}）",
-        highlight=False,
-    )
-    serve(host, port)

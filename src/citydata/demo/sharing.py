@@ -195,7 +195,7 @@ def replay(store: Store, calls: int = 300, seed: int = 2020) -> dict[str, Any]:
     import asyncio
 
     from citydata.config import Settings
-    from citydata.web.app import create_app
+    from citydata.share.api import standalone
 
     today = date.today()
     approved = _applications(store, today)
@@ -218,7 +218,7 @@ def replay(store: Store, calls: int = 300, seed: int = 2020) -> dict[str, Any]:
     with store.session() as session:
         apps = {a.id: a for a in session.scalars(select(ShareApplication))}
     outcomes: dict[int, int] = {}
-    app = create_app(store, Settings(database_url=store.url, secret_key="demo-replay"))
+    app = standalone(store, Settings(database_url=store.url, secret_key="demo-replay"))
     client = _InProcess(app)
 
     async def run() -> None:

@@ -14,9 +14,10 @@ from citydata.ingest.api import (
 )
 from citydata.web.auth import check_csrf, current_user, signed_in
 from citydata.web.params import RowId
-from citydata.web.render import render
+from citydata.web.render import render, use_templates
 
 router = APIRouter(include_in_schema=False)
+use_templates(__file__)
 
 
 @router.get("/batches")

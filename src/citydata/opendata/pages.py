@@ -10,6 +10,7 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import RedirectResponse
 
+from citydata.accounts.pages import sign_in
 from citydata.accounts.service import AccountError, create_user
 from citydata.catalog import vocab
 from citydata.opendata import downloads, service
@@ -17,11 +18,12 @@ from citydata.opendata.api import api_user, base_url, catalogue, may_read
 from citydata.opendata.service import TOPIC_BY_NAME, TOPICS, OpenDataError
 from citydata.share.models import STATUS
 from citydata.share.service import ShareError, applications, apply_open
-from citydata.web.auth import check_csrf, sign_in, signed_in
+from citydata.web.auth import check_csrf, signed_in
 from citydata.web.client import client_ip
-from citydata.web.render import render
+from citydata.web.render import render, use_templates
 
 router = APIRouter(include_in_schema=False)
+use_templates(__file__)
 PAGE_SIZE = 20
 PREVIEW_ROWS = 20
 FACET_LABELS = {

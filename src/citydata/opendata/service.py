@@ -24,10 +24,9 @@ import orjson
 from sqlalchemy import (
     ColumnElement,
     Select,
+    TableClause,
     case,
-    column,
     func,
-    literal,
     or_,
     select,
     table,
@@ -36,6 +35,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session, selectinload
 
+from citydata.bases.tables import ID_SHIFT, ClassTable, UnknownClass, locate
 from citydata.catalog import vocab
 from citydata.catalog.models import ResourceClass
 from citydata.db import keyset
@@ -43,8 +43,6 @@ from citydata.db.base import as_utc
 from citydata.db.engine import Store
 from citydata.ingest import staging
 from citydata.ingest.models import Batch
-from citydata.share.gateway import resource
-from citydata.share.service import ShareError
 
 TOPICS_FILE = Path(__file__).with_name("topics.toml")
 PUBLISHED = ("open", "conditional")
@@ -55,7 +53,6 @@ LICENSE = {
 }
 MAX_ROWS = 1000  # CKAN 2.11's package_search cap
 DATASTORE_MAX = 32000  # CKAN's ckan.datastore.search.rows_max default
-ID_SHIFT = 1 << 32  # a staged row's _id: batch id * 2^32 + row number
 FORMATS = {
     "csv": "text/csv",
     "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
@@ -143,10 +140,17 @@ class Dataset:
     tags: list[str]
     rows: int
     last_batch: datetime | None
-    source_kind: str  # department | theme | base
-    table: str
+    where: ClassTable  # the table holding the rows (bases.tables)
     stored: bool  # the table exists (a department's first batch creates it)
     quality: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def source_kind(self) -> str:
+        return self.where.kind  # department | theme | base
+
+    @property
+    def table(self) -> str:
+        return self.where.table
 
     @property
     def downloadable(self) -> bool:
@@ -245,18 +249,18 @@ def build_datasets(session: Session, today: date | None = None) -> dict[str, Dat
     datasets = {}
     for rc in classes:
         try:
-            res = resource(session, rc.code, rc.version)
-        except ShareError:
+            where = locate(session, rc.code, rc.version)
+        except UnknownClass:
             continue  # a theme class whose definition is gone: nothing to publish
         public = [
             DataField(f.name, f.label, f.data_type, f.description)
             for f in rc.fields
             if f.sensitivity == "public"
         ]
-        if res.kind == "department":
+        if where.kind == "department":
             stored, rows = rc.code in counts, counts.get(rc.code, 0)
         else:
-            rows = _table_rows(session, res)
+            rows = _table_rows(session, where)
             stored, rows = rows is not None, rows or 0
         described = f"{rc.name} {rc.provider.name} {rc.provider.short_name}"
         ds = Dataset(
@@ -283,8 +287,7 @@ def build_datasets(session: Session, today: date | None = None) -> dict[str, Dat
             tags=[w for w in TAG_WORDS if w in rc.name] + [rc.provider.short_name],
             rows=rows,
             last_batch=last.get(rc.code),
-            source_kind=res.kind,
-            table=res.table,
+            where=where,
             stored=stored,
         )
         ds.quality = _quality(ds, today)
@@ -292,7 +295,7 @@ def build_datasets(session: Session, today: date | None = None) -> dict[str, Dat
     return datasets
 
 
-def _table_rows(session: Session, res) -> int | None:  # noqa: ANN001
+def _table_rows(session: Session, res: ClassTable) -> int | None:
     """Theme and base tables are refreshed whole and small next to staging: counted directly.
     None when the table has not been made yet."""
     conn = session.connection()
@@ -508,35 +511,26 @@ def search(
 
 @dataclass(frozen=True)
 class Source:
-    """How a dataset's rows are read: the table, its stable order and the ``_id`` CKAN shows."""
+    """How a dataset's rows are read: its public fields from the class's table (bases.tables),
+    in its stable order, with the ``_id`` CKAN shows."""
 
     dataset: Dataset
 
     @property
     def keyset(self) -> bool:
-        return self.dataset.source_kind in {"department", "base"}
+        return self.dataset.where.keyset
 
-    def table(self):  # noqa: ANN201
-        names = [f.name for f in self.dataset.fields]
-        extra = {
-            "department": [staging.BATCH, staging.ROW],
-            "base": ["master_id"],
-        }.get(self.dataset.source_kind, [])
-        return table(self.dataset.table, *[column(n) for n in [*names, *extra]])
+    def table(self) -> TableClause:
+        return self.dataset.where.source([f.name for f in self.dataset.fields])
 
-    def id_expr(self, source) -> ColumnElement:  # noqa: ANN001
-        if self.dataset.source_kind == "department":
-            return source.c[staging.BATCH] * ID_SHIFT + source.c[staging.ROW]
-        if self.dataset.source_kind == "base":
-            return source.c.master_id
-        return literal(None)
+    def id_expr(self, source: TableClause) -> ColumnElement:
+        return self.dataset.where.row_id(source)
 
-    def order(self, source) -> list[ColumnElement]:  # noqa: ANN001
-        if self.dataset.source_kind == "department":
-            return [source.c[staging.BATCH], source.c[staging.ROW]]
-        if self.dataset.source_kind == "base":
-            return [source.c.master_id]
-        return [source.c[f.name] for f in self.dataset.fields]
+    def order(self, source: TableClause) -> list[ColumnElement]:
+        # theme rows have no stored order: all their fields make one
+        return self.dataset.where.order_by(source) or [
+            source.c[f.name] for f in self.dataset.fields
+        ]
 
 
 def datastore_fields(ds: Dataset) -> list[dict[str, Any]]:

@@ -23,7 +23,6 @@ import sqlglot
 from sqlalchemy.orm import Session
 from sqlglot import exp
 
-from citydata.ingest import staging
 from citydata.opendata.service import DATASTORE_MAX, Dataset, OpenDataError, find_resource
 from citydata.opendata.sqlguard import SCHEMA, Exposure, Guard, GuardUnavailable, refused
 
@@ -45,12 +44,10 @@ def _refuse(message: str) -> OpenDataError:
 
 def exposure(ds: Dataset) -> Exposure:
     """How user SQL sees a dataset: its table's public fields and the ``_id`` CKAN shows."""
-    ids = {"department": (staging.BATCH, staging.ROW), "base": ("master_id",)}
     return Exposure(
         slug=ds.slug,
-        table=ds.table,
+        where=ds.where,
         columns=tuple(f.name for f in ds.fields),
-        id_columns=ids.get(ds.source_kind, ()),
         released_only=not ds.downloadable,
     )
 

@@ -9,18 +9,20 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime
 from typing import Annotated, Any, Literal
 
 import orjson
-from fastapi import APIRouter, Body, Depends, HTTPException, Query, Request
+from fastapi import APIRouter, Body, Depends, FastAPI, HTTPException, Query, Request
 from fastapi.responses import Response, StreamingResponse
 from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
+from citydata import keys
 from citydata.accounts.models import User
 from citydata.accounts.permissions import may_audit
 from citydata.audit import service as audit
@@ -670,3 +672,16 @@ def usage(
     if not allowed:
         raise HTTPException(403, "只有单位用户、审计员或管理员可以查看共享用量")
     return audit.usage(session, since, unit)
+
+
+def standalone(store, settings) -> FastAPI:  # noqa: ANN001
+    """The sharing API alone, as a business system reaches it: its routes and the state they
+    read. For a gateway process of its own, and for the demo city's replay of a day of calls."""
+    app = FastAPI(title="citydata 共享接口")
+    app.state.store, app.state.settings = store, settings
+    app.state.keys = keys.load(settings)
+    app.state.clock = time.time
+    app.state.audit = audit.AuditLog(store)
+    app.state.limiter = gateway.Limiter()
+    app.include_router(share_router)
+    return app

@@ -30,11 +30,12 @@ from sqlalchemy.orm import Session
 from citydata.audit.models import AuditEntry
 from citydata.audit.service import IS_CALL
 from citydata.bases.models import MasterChange
-from citydata.bases.service import base_for_class
+from citydata.bases.tables import ClassTable, UnknownClass, locate
 from citydata.catalog.models import ResourceClass
 from citydata.catalog.service import get_class
 from citydata.db import keyset
 from citydata.ingest import staging
+from citydata.mechanisms.ratelimit import MinuteWindows
 from citydata.privacy.masking import (
     Field,
     class_fields,
@@ -50,7 +51,6 @@ from citydata.share.service import (
     ip_allowed,
     secret_matches,
 )
-from citydata.web.ratelimit import MinuteWindows
 
 MAX_KEYS = 100
 MAX_LIMIT = 1000
@@ -201,15 +201,40 @@ def _too_many(message: str, retry_after: int) -> ShareError:
 
 @dataclass(frozen=True)
 class Resource:
-    class_code: str
-    kind: str  # base | theme | department
-    table: str
-    key_column: str | None  # looked up by a single key
-    key_field: str | None
-    order: tuple[str, ...]  # a stable row order for cursors (empty: offsets)
+    """A class as the gateway serves it: where its rows are (bases.tables), and the masks of
+    its fields."""
+
+    where: ClassTable
     masks: dict[str, str]  # personal field -> mask kind
-    base: str | None  # the base whose masters the rows are, for the audit's subjects
     fields: tuple[Field, ...] = ()  # every field, with the mask it would get (joint masking)
+
+    @property
+    def class_code(self) -> str:
+        return self.where.class_code
+
+    @property
+    def kind(self) -> str:
+        return self.where.kind
+
+    @property
+    def table(self) -> str:
+        return self.where.table
+
+    @property
+    def key_column(self) -> str | None:
+        return self.where.key_column
+
+    @property
+    def key_field(self) -> str | None:
+        return self.where.key_field
+
+    @property
+    def order(self) -> tuple[str, ...]:
+        return self.where.order
+
+    @property
+    def base(self) -> str | None:
+        return self.where.base
 
 
 _resources: dict[tuple[str, int], Resource] = {}
@@ -219,45 +244,13 @@ def resource(session: Session, class_code: str, version: int | None = None) -> R
     cached = _resources.get((class_code, version)) if version is not None else None
     if cached is not None:
         return cached
+    try:
+        where = locate(session, class_code, version)
+    except UnknownClass as exc:
+        raise ShareError(str(exc), "unknown_class", 404) from exc
     rc = get_class(session, class_code)
-    if rc is None:
-        raise ShareError(f"信息资源「{class_code}」不存在", "unknown_class", 404)
     every, masks = class_fields(rc.code, rc.fields)
-    keys = [f.name for f in rc.fields if f.is_key]
-    base = base_for_class(rc.code)
-    if base is not None:
-        found = Resource(
-            rc.code,
-            "base",
-            f"base_{base.code}",
-            "key",
-            base.key,
-            ("master_id",),
-            masks,
-            base.code,
-            every,
-        )
-    elif rc.category == "theme":
-        from citydata.bases.themes import load_themes
-
-        theme = next((t for t in load_themes().values() if t.code == rc.code), None)
-        if theme is None:
-            raise ShareError(f"主题库「{class_code}」没有定义", "unknown_class", 404)
-        found = Resource(rc.code, "theme", theme.table, None, None, (), masks, None, every)
-    else:
-        key = keys[0] if len(keys) == 1 else None
-        feeds = rc.base_db if rc.base_db != "none" else None
-        found = Resource(
-            rc.code,
-            "department",
-            staging.table_name(rc.code),
-            key,
-            key,
-            (staging.BATCH, staging.ROW),
-            masks,
-            feeds,
-            every,
-        )
+    found = Resource(where, masks, every)
     _resources[(class_code, rc.version)] = found
     return found
 
@@ -288,10 +281,7 @@ def wanted_fields(caller: Caller, fields: list[str] | None) -> list[str]:
 
 
 def _source(res: Resource, fields: list[str]):  # noqa: ANN202
-    names = {*fields, *res.order, *([res.key_column] if res.key_column else [])}
-    if res.kind == "base":
-        names.add("master_id")
-    return table(res.table, *[column(n) for n in names])
+    return res.where.source(fields)
 
 
 def _select_fields(res: Resource, source, fields: list[str]) -> Select:  # noqa: ANN001

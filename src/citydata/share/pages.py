@@ -17,9 +17,10 @@ from citydata.share.models import STATUS
 from citydata.share.service import ShareError
 from citydata.web.auth import check_csrf, signed_in
 from citydata.web.params import RowId
-from citydata.web.render import render
+from citydata.web.render import render, use_templates
 
 router = APIRouter(include_in_schema=False)
+use_templates(__file__)
 
 
 @router.get("/share")

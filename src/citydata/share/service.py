@@ -21,10 +21,10 @@ from citydata.accounts.service import secret_digest
 from citydata.catalog.models import ResourceClass, Unit
 from citydata.catalog.service import get_class
 from citydata.db.base import as_utc, utcnow
+from citydata.mechanisms.workdays import add_workdays
 from citydata.privacy.masking import class_fields, grant_masks
 from citydata.share.models import STATUS, ShareApplication, ShareCredential, ShareDecision
 from citydata.share.permissions import may_apply, may_decide, may_see
-from citydata.share.workdays import add_workdays
 
 RESPONSE_WORKDAYS = 10  # the national sharing rules' answer period for 有条件共享
 CREDENTIAL_PREFIX = "cds"

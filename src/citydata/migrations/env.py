@@ -2,7 +2,7 @@
 
 from alembic import context
 
-from citydata.db.models import metadata
+from citydata.migrations import metadata
 
 engine = context.config.attributes["engine"]
 

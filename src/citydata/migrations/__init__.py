@@ -1,4 +1,8 @@
-"""Create or upgrade the schema with Alembic; running it twice changes nothing."""
+"""The schema: every domain's tables in one MetaData (Alembic reads it), and ``upgrade()``,
+which creates or upgrades it with Alembic — running it twice changes nothing.
+
+Like the app factory and the CLI root, this package sits above every domain: it is the one
+place that imports all their models, so that no domain has to."""
 
 from __future__ import annotations
 
@@ -10,7 +14,17 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine
 
-MIGRATIONS = Path(__file__).parent / "migrations"
+from citydata.accounts import models as _accounts  # noqa: F401
+from citydata.audit import models as _audit  # noqa: F401
+from citydata.bases import models as _bases  # noqa: F401
+from citydata.catalog import models as _catalog  # noqa: F401
+from citydata.db.base import Base
+from citydata.ingest import models as _ingest  # noqa: F401
+from citydata.opendata import models as _opendata  # noqa: F401
+from citydata.share import models as _share  # noqa: F401
+
+MIGRATIONS = Path(__file__).parent
+metadata = Base.metadata
 
 
 def alembic_config(engine: Engine) -> Config:
