@@ -39,9 +39,9 @@ def build(url: str, people: int, work: Path) -> tuple[list[str], list[str]]:
 
     from citydata.catalog.service import import_catalog
     from citydata.db.engine import Store
-    from citydata.migrations import upgrade
     from citydata.demo.generate import generate
     from citydata.ingest.service import ingest
+    from citydata.migrations import upgrade
     from citydata.opendata.service import Catalogue
 
     store = Store(url)

@@ -127,10 +127,10 @@ def build(url: str, people: int, work: Path) -> tuple[str, list[tuple[int, str]]
     from citydata.bases.spec import spec
     from citydata.catalog.service import import_catalog
     from citydata.db.engine import Store
-    from citydata.migrations import upgrade
     from citydata.demo.generate import generate
     from citydata.demo.people import population
     from citydata.ingest import staging
+    from citydata.migrations import upgrade
     from citydata.share import service
 
     store = Store(url)

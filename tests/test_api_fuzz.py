@@ -10,10 +10,10 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 from schemathesis import checks
 
+from citydata.app import create_app
 from citydata.catalog.service import import_catalog
 from citydata.config import Settings
 from citydata.db.engine import Store
-from citydata.app import create_app
 from conftest import SAMPLE, fixed_clock, make_user
 
 ROLES = [None, "admin", "steward", "consumer", "auditor", "public"]

@@ -18,6 +18,7 @@ from rdflib import Graph, URIRef
 from rdflib.namespace import DCTERMS
 from sqlalchemy import func, select, table, text
 
+from citydata.app import create_app
 from citydata.catalog.models import ResourceClass
 from citydata.catalog.service import import_catalog
 from citydata.config import Settings
@@ -25,7 +26,6 @@ from citydata.ingest.service import ingest
 from citydata.opendata import sql as open_sql
 from citydata.opendata.service import Catalogue, OpenDataError
 from citydata.share import service as share
-from citydata.app import create_app
 from conftest import CHROMIUM, CHROMIUM_FLAGS, fixed_clock, make_user, need_chromium
 
 LEGAL = "101002/00001"  # 普遍开放; legal_rep and legal_rep_id are personal

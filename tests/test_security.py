@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 from sqlalchemy import func, select, text
 
 from citydata.accounts.models import SiteSetting
+from citydata.app import create_app
 from citydata.audit import service as audit
 from citydata.audit.models import AuditEntry
 from citydata.catalog.service import import_catalog
@@ -32,7 +33,6 @@ from citydata.opendata.service import Catalogue, OpenDataError
 from citydata.opendata.sqlguard import READER_ROLE, Guard, GuardUnavailable
 from citydata.share import service
 from citydata.share.models import ShareApplication, ShareSubscription
-from citydata.app import create_app
 from conftest import PG_URL, fixed_clock, make_user
 from sharing import (
     FIELDS,

@@ -16,17 +16,17 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select, update
 
+from citydata.app import create_app
 from citydata.audit import service as audit
 from citydata.audit.models import AuditEntry, AuditSubject
 from citydata.bases import service as bases
 from citydata.catalog.models import ResourceClass
 from citydata.config import Settings
 from citydata.ingest.service import ingest
+from citydata.mechanisms.workdays import add_workdays
 from citydata.privacy.masking import MASKS, mask_frame, mask_value
 from citydata.share import service
 from citydata.share.models import ShareApplication, ShareCredential
-from citydata.mechanisms.workdays import add_workdays
-from citydata.app import create_app
 from conftest import fixed_clock
 from sharing import (
     FIELDS,
@@ -652,8 +652,8 @@ def test_a_refused_notice_is_offered_again_with_backoff_and_the_cursor_waits(
 def test_the_running_server_sends_due_notices_by_itself(city, people, receiver, tmp_path):
     import time
 
-    from citydata.config import Settings
     from citydata.app import create_app
+    from citydata.config import Settings
 
     settings = Settings(
         database_url=city.url,
