@@ -559,7 +559,7 @@ def test_a_name_that_resolves_inside_later_gets_nothing_and_learns_nothing(
 
 
 def test_notices_connect_to_the_address_that_was_checked(monkeypatch):
-    from citydata.share import webhooks
+    from citydata.mechanisms import webhooks
 
     connected = []
 

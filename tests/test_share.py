@@ -23,6 +23,8 @@ from citydata.bases import service as bases
 from citydata.catalog.models import ResourceClass
 from citydata.config import Settings
 from citydata.ingest.service import ingest
+from citydata.mechanisms import credentials
+from citydata.mechanisms import webhooks as delivery
 from citydata.mechanisms.workdays import add_workdays
 from citydata.privacy.masking import MASKS, mask_frame, mask_value
 from citydata.share import service
@@ -307,7 +309,7 @@ def test_ip_allow_list(city, api):
         allowed = session.scalar(
             select(ShareCredential).where(ShareCredential.key_id == elsewhere["key_id"])
         )
-        assert service.ip_allowed(allowed, "10.1.2.3") and not service.ip_allowed(
+        assert credentials.ip_allowed(allowed, "10.1.2.3") and not credentials.ip_allowed(
             allowed, "192.168.0.1"
         )
 
@@ -547,7 +549,6 @@ def test_webhook_notices_name_committed_changes_not_values_and_are_signed(
     city, api, receiver, tmp_path
 ):
     from citydata.bases.models import MasterChange
-    from citydata.share import webhooks
 
     headers = granted(city)
     legal = apply(city, class_code=LEGAL, fields=["name"])
@@ -577,7 +578,7 @@ def test_webhook_notices_name_committed_changes_not_values_and_are_signed(
     assert notice["class_code"] == POPULATION
     assert [set(c) for c in notice["changes"]] == [{"change", "master_id", "kind"}]
     assert notice["changes"][0]["kind"] == "upsert"
-    expected = webhooks.signature(secret, sent_headers["X-Citydata-Timestamp"], body)
+    expected = delivery.signature(secret, sent_headers["X-Citydata-Timestamp"], body)
     assert sent_headers["X-Citydata-Signature"] == f"sha256={expected}"
     # The system then reads what changed through the feed, masked and audited.
     feed = call(api, headers, "changes", {"fields": ["name"], "cursor": notice["since_cursor"]})
@@ -606,7 +607,6 @@ def test_a_refused_notice_is_offered_again_with_backoff_and_the_cursor_waits(
 ):
     from datetime import UTC, datetime
 
-    from citydata.share import webhooks
     from citydata.share.models import ShareSubscription
 
     headers = granted(city)
@@ -636,7 +636,7 @@ def test_a_refused_notice_is_offered_again_with_backoff_and_the_cursor_waits(
     assert receiver.got[0][1] == receiver.got[2][1]  # the same changes, offered again
     failures, due, after = state()
     assert (failures, due) == (0, None) and after > cursor
-    assert webhooks.backoff(20) == webhooks.LAST_RETRY
+    assert delivery.backoff(20) == delivery.LAST_RETRY
 
     # A revoked application is told nothing more.
     with city.session() as session:

@@ -35,6 +35,7 @@ from citydata.catalog.models import ResourceClass
 from citydata.catalog.service import get_class
 from citydata.db import keyset
 from citydata.ingest import staging
+from citydata.mechanisms import credentials
 from citydata.mechanisms.ratelimit import MinuteWindows
 from citydata.privacy.masking import (
     Field,
@@ -44,13 +45,7 @@ from citydata.privacy.masking import (
     mask_value,
 )
 from citydata.share.models import STATUS, ShareApplication, ShareCredential
-from citydata.share.service import (
-    CREDENTIAL_PREFIX,
-    ShareError,
-    current_status,
-    ip_allowed,
-    secret_matches,
-)
+from citydata.share.service import CREDENTIAL_PREFIX, ShareError, current_status
 
 MAX_KEYS = 100
 MAX_LIMIT = 1000
@@ -122,17 +117,15 @@ def authenticate(
     """The credential in ``Authorization: Bearer cds_<key id>_<secret>``, checked at every call:
     a revoked credential or a revoked or expired approval stops the very next call."""
     now = now or datetime.now(UTC)
-    scheme, _, presented = authorization.partition(" ")
-    presented = presented.strip()
-    parts = presented.split("_", 2)
-    if scheme.lower() != "bearer" or len(parts) != 3 or parts[0] != CREDENTIAL_PREFIX:
+    presented = credentials.parse(CREDENTIAL_PREFIX, authorization)
+    if presented is None:
         raise _unauthorised("缺少或无法识别的共享凭证（Authorization: Bearer cds_…）")
-    found = session.connection().execute(_CREDENTIAL, {"key_id": parts[1]}).first()
-    if found is None or not secret_matches(found, presented, now):
+    found = session.connection().execute(_CREDENTIAL, {"key_id": presented.key_id}).first()
+    if found is None or not credentials.matches(found, presented.whole, now):
         raise _unauthorised("共享凭证无效")
     if found.revoked_at is not None:
         raise _unauthorised("共享凭证已吊销")
-    if not ip_allowed(found, client_ip):
+    if not credentials.ip_allowed(found, client_ip):
         raise ShareError(f"凭证不允许从 {client_ip} 调用", "ip_not_allowed", 403)
     status = current_status(found, now.date())
     if status != "approved":
