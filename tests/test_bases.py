@@ -11,7 +11,7 @@ import polars as pl
 import pytest
 from sqlalchemy import func, select
 
-from citydata.bases import service
+from citydata.bases import resolution, service
 from citydata.bases.models import Master, MasterLink, MasterValue, MatchReview
 from citydata.bases.spec import SpecError, parse_specs
 from citydata.catalog.models import ResourceClass
@@ -156,7 +156,7 @@ def test_a_run_that_fails_part_way_leaves_the_masters_as_they_were(
     def broken(*_args, **_kwargs):
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(service, "_golden_records", broken)
+    monkeypatch.setattr(resolution, "golden_records", broken)
     with pytest.raises(RuntimeError):
         service.resolve(store, "population")
     with store.session() as session:

@@ -14,7 +14,8 @@ from citydata.accounts.pages import sign_in
 from citydata.accounts.service import AccountError, create_user
 from citydata.catalog import vocab
 from citydata.opendata import downloads, service
-from citydata.opendata.api import api_user, base_url, catalogue, may_read
+from citydata.opendata.api import api_user, base_url, catalogue
+from citydata.opendata.permissions import may_read
 from citydata.opendata.service import TOPIC_BY_NAME, TOPICS, OpenDataError
 from citydata.share.models import STATUS
 from citydata.share.service import ShareError, applications, apply_open
