@@ -25,8 +25,8 @@ import xlsxwriter
 from citydata.demo.city import HOMOPHONES, REGISTER_TOPICS, UNITS
 from citydata.demo.people import REFERENCE_DAY, houses, legal_persons, population
 from citydata.demo.sources import (
-    F,
     Source,
+    field_spec,
     housing_sources,
     legal_sources,
     person_sources,
@@ -361,9 +361,9 @@ def build_catalog(sources: list[Source], rng: np.random.Generator) -> dict:
                 "status": "published",
                 "version": 1,
                 "fields": [
-                    F("record_id", "记录标识", "C", 32, key=True),
-                    F("title", "标题", "C", 200, required=True),
-                    F("issued_on", "日期", "D", rules=["past_date"]),
+                    field_spec("record_id", "记录标识", "C", 32, key=True),
+                    field_spec("title", "标题", "C", 200, required=True),
+                    field_spec("issued_on", "日期", "D", rules=["past_date"]),
                 ],
             }
         )
