@@ -38,6 +38,7 @@ from citydata.opendata import dcat as open_dcat
 from citydata.opendata import pages as open_pages
 from citydata.opendata.service import Catalogue
 from citydata.share import api as share_api
+from citydata.share import manage_api as share_manage_api
 from citydata.share import pages as share_pages
 from citydata.share import webhooks
 from citydata.share.gateway import Limiter
@@ -58,7 +59,7 @@ ROUTERS = [
     bases_api.router,
     bases_pages.router,
     share_api.share_router,
-    share_api.router,
+    share_manage_api.router,
     share_pages.router,
     open_api.router,
     open_dcat.router,
