@@ -69,7 +69,7 @@ def febrl4(folder: Path) -> list[Path]:
     return paths
 
 
-def scores(clusters, cluster: str):  # noqa: ANN001, ANN201 - polars frame in, dict out
+def scores(clusters, cluster: str):  # polars frame in, dict out
     import polars as pl
 
     from citydata.demo.truth import pairwise_scores

@@ -58,7 +58,7 @@ def timed(cmd: list[str], env: dict | None = None) -> tuple[float, str]:
     return time.perf_counter() - start, done.stdout
 
 
-def run(citydata: str, url: str, csv: Path, settle=lambda: None) -> tuple[float, dict, float]:  # noqa: ANN001
+def run(citydata: str, url: str, csv: Path, settle=lambda: None) -> tuple[float, dict, float]:
     """(seconds, report, peak MiB) of init + catalog import (untimed) and the timed ingest;
     ``settle`` runs just before the timing starts."""
     env = {

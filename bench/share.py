@@ -316,7 +316,7 @@ def main() -> None:
                     ).encode()
                     ours_requests.append(
                         b"POST /api/share/v1/lookup HTTP/1.1\r\nHost: bench\r\n"
-                        + f"Authorization: Bearer {secret}\r\nX-Citydata-User-Id: bench\r\n".encode()
+                        + f"Authorization: Bearer {secret}\r\nX-Citydata-User-Id: bench\r\nX-Citydata-Case-Id: BENCH-1\r\n".encode()
                         + b"Content-Type: application/json\r\n"
                         + f"Content-Length: {len(body)}\r\n\r\n".encode()
                         + body

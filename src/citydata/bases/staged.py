@@ -116,7 +116,7 @@ def staged_rows(
     return frame.join(times, on="batch_id", how="left")
 
 
-def chunks(ids: list[int], size: int = 500):  # noqa: ANN202
+def chunks(ids: list[int], size: int = 500):
     for start in range(0, len(ids), size):
         yield ids[start : start + size]
 

@@ -22,7 +22,7 @@ def catalog_page(
     open: str = "",
     base: str = "",
     page: int = 1,
-):  # noqa: ANN201
+):
     page = max(page, 1)
     with request.app.state.store.session() as session:
         user = current_user(request, session)
@@ -49,7 +49,7 @@ def catalog_page(
 
 
 @router.get("/catalog/{code:path}")
-def class_page(code: str, request: Request):  # noqa: ANN201
+def class_page(code: str, request: Request):
     with request.app.state.store.session() as session:
         user = current_user(request, session)
         rc = service.get_class(session, code)
@@ -59,7 +59,7 @@ def class_page(code: str, request: Request):  # noqa: ANN201
 
 
 @router.get("/units")
-def units_page(request: Request):  # noqa: ANN201
+def units_page(request: Request):
     with request.app.state.store.session() as session:
         user = current_user(request, session)
         return render(request, "units.html", user, units=service.list_units(session))

@@ -89,8 +89,8 @@ def load(directory: Path, resolve_bases: bool = True) -> dict:
         resolved = {}
         for code in base_codes() if resolve_bases else []:
             task = bar.add_task(f"解析 {code}", total=None)
-            report = resolve(store(), code)
-            resolved[code] = {"rows": report.rows_resolved, "masters": report.masters}
+            run = resolve(store(), code)
+            resolved[code] = {"rows": run.rows_resolved, "masters": run.masters}
             bar.update(task, total=1, completed=1)
         themes = refresh_themes(store()) if resolve_bases else []
         task = bar.add_task("共享调用", total=None)

@@ -470,7 +470,7 @@ def generate(
     files, rules = [], Counter()
     # The truth of each file is written as the file is, not gathered for the end: at 10M people
     # the row-to-entity table alone would hold some eighty million rows.
-    errors = _TruthTable(out / "truth/errors.parquet", ERROR_SCHEMA)
+    error_truth = _TruthTable(out / "truth/errors.parquet", ERROR_SCHEMA)
     provenance = _TruthTable(out / "truth/rows.parquet", ROW_SCHEMA)
     for i, source in enumerate(sources):
         if progress:
@@ -481,7 +481,7 @@ def generate(
         write_frame(source, frame, out / rel, source.encoding)
         # Where each planted problem ended up once duplicates were inserted (1-based rows).
         first_row = {int(p): r + 1 for r, p in reversed(list(enumerate(positions)))}
-        errors.write(
+        error_truth.write(
             pl.DataFrame(
                 [
                     {
@@ -550,7 +550,7 @@ def generate(
     city.write_parquet(out / "truth/people.parquet")
     companies.write_parquet(out / "truth/legal_persons.parquet")
     homes.write_parquet(out / "truth/houses.parquet")
-    errors.close()
+    error_truth.close()
     provenance.close()
     return manifest
 

@@ -86,7 +86,7 @@ APPLICATIONS = [
 ]
 
 
-def _operator(session) -> User:  # noqa: ANN001
+def _operator(session) -> User:
     user = session.scalar(select(User).where(User.username == OPERATOR))
     return user or create_user(
         session, OPERATOR, secrets.token_urlsafe(24), "admin", None, "演示共享"

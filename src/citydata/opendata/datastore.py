@@ -76,7 +76,7 @@ class Page:
     offset: int
 
 
-def _filters(ds: Dataset, source, filters: dict[str, Any], q: Any) -> list[ColumnElement]:  # noqa: ANN001
+def _filters(ds: Dataset, source, filters: dict[str, Any], q: Any) -> list[ColumnElement]:
     names = {f.name for f in ds.fields}
     where: list[ColumnElement] = []
     for name, value in (filters or {}).items():

@@ -96,7 +96,7 @@ def refresh_search_index(session: Session, datasets: Iterable[Dataset], now: tup
                     f"CREATE INDEX IF NOT EXISTS ix_{SEARCH_TABLE}_trgm ON {SEARCH_TABLE} "
                     "USING gin (body gin_trgm_ops)"
                 )
-        except Exception:  # noqa: BLE001 - without pg_trgm, ILIKE still answers (by a scan)
+        except Exception:  # without pg_trgm, ILIKE still answers (by a scan)
             pass
         conn.exec_driver_sql(f"LOCK TABLE {SEARCH_TABLE} IN EXCLUSIVE MODE")
     stored = conn.exec_driver_sql(f"SELECT body FROM {SEARCH_TABLE} WHERE slug = ''").scalar()

@@ -126,7 +126,7 @@ def guard_for(session: Session) -> Guard:
     guard = getattr(engine, "_citydata_sql_guard", None)
     if guard is None:
         guard = Guard(engine)
-        engine._citydata_sql_guard = guard  # type: ignore[attr-defined]
+        engine._citydata_sql_guard = guard
     return guard
 
 
@@ -151,7 +151,7 @@ def run(
             names, rows = execute(sql, max_rows)
     except GuardUnavailable as exc:
         raise OpenDataError(str(exc), "Service Unavailable", 503) from exc
-    except Exception as exc:  # noqa: BLE001 - every database error becomes a clean refusal
+    except Exception as exc:  # every database error becomes a clean refusal
         message = str(getattr(exc, "orig", exc)).splitlines()[0]
         if "interrupted" in message or "statement timeout" in message:
             raise _refuse(f"查询超过 {time_limit:g} 秒，已停止") from exc

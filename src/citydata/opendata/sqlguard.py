@@ -151,7 +151,7 @@ class Guard:
     def _qualify(self, name: str) -> str:
         return f'"{SCHEMA}"."{name}"' if self.dialect == "postgresql" else f'"{name}"'
 
-    def _existing_views(self, conn) -> set[str]:  # noqa: ANN001
+    def _existing_views(self, conn) -> set[str]:
         if self.dialect == "postgresql":
             found = conn.execute(
                 text("SELECT table_name FROM information_schema.views WHERE table_schema = :s"),
@@ -176,7 +176,7 @@ class Guard:
         url = url.set(username=READER_ROLE, password=password, drivername="postgresql")
         return url.render_as_string(hide_password=False)
 
-    def _prepare_postgres(self, conn) -> None:  # noqa: ANN001
+    def _prepare_postgres(self, conn) -> None:
         if self._ready:
             return
         password = make_url(self.engine.url.render_as_string(hide_password=False)).password
@@ -202,7 +202,7 @@ class Guard:
                         f"ALTER ROLE {READER_ROLE} SET default_transaction_read_only = on"
                     )
                     conn.exec_driver_sql(f"ALTER ROLE {READER_ROLE} SET statement_timeout = '30s'")
-        except Exception as exc:  # noqa: BLE001 - no right to make roles: say so, run nothing
+        except Exception as exc:  # no right to make roles: say so, run nothing
             raise GuardUnavailable(
                 "SQL 查询未启用：数据库账号无权创建只读角色，请由数据库管理员按 docs/security.md "
                 "创建，或设置 CITYDATA_OPEN_SQL_URL"
@@ -296,7 +296,7 @@ def _reader_password(platform_password: str | None) -> str | None:
 
 def sqlite_authorizer(
     exposures: Sequence[Exposure], stored: Iterable[str], dialect: str = "sqlite"
-):  # noqa: ANN201
+):
     """Allow a SELECT to read only the views of ``exposures`` and the columns they read.
     ``stored``: the database's table and view names (a CTE's reads look like a table's count)."""
     readable: set[tuple[str, str]] = set()

@@ -243,7 +243,7 @@ def _delivered(delivery: gateway.Delivery, fields: list[str]) -> dict[str, Any]:
 async def lookup(request: Request) -> Response:
     """Records by business key (ID number, credit code, house code …), keys in the body."""
 
-    def work(session, caller, res, body, call):  # noqa: ANN001, ANN202
+    def work(session, caller, res, body, call):
         fields = _fields(call, caller, body)
         keys = body.get("keys")
         call.entry["query"] = {"keys": keys}
@@ -257,7 +257,7 @@ async def lookup(request: Request) -> Response:
 async def verify(request: Request) -> Response:
     """核验: are the claimed values those on record? 一致/不一致 per field, no data returned."""
 
-    def work(session, caller, res, body, call):  # noqa: ANN001, ANN202
+    def work(session, caller, res, body, call):
         claims = body.get("fields")
         call.entry["fields"] = sorted(claims) if isinstance(claims, dict) else []
         call.entry["query"] = {"key": body.get("key")}
@@ -271,7 +271,7 @@ async def verify(request: Request) -> Response:
 async def query(request: Request) -> Response:
     """Rows matching filters on granted fields, a page at a time (``next_cursor``)."""
 
-    def work(session, caller, res, body, call):  # noqa: ANN001, ANN202
+    def work(session, caller, res, body, call):
         fields = _fields(call, caller, body)
         call.entry["query"] = {"filters": body.get("filters"), "cursor": body.get("cursor")}
         page = gateway.query(
@@ -303,7 +303,7 @@ def _limit(body: dict[str, Any]) -> int:
 async def changes(request: Request) -> Response:
     """Changes since ``cursor`` (from the last answer's ``next_cursor``; none: from the start)."""
 
-    def work(session, caller, res, body, call):  # noqa: ANN001, ANN202
+    def work(session, caller, res, body, call):
         fields = _fields(call, caller, body)
         call.entry["query"] = {"cursor": body.get("cursor")}
         feed = gateway.changes(session, caller, res, fields, body.get("cursor"), _limit(body))
@@ -326,7 +326,7 @@ async def changes(request: Request) -> Response:
 async def subscribe(request: Request) -> Response:
     """A webhook on the change feed: ``{"url": …}``; the signing secret is shown once."""
 
-    def work(session, caller, res, body, call):  # noqa: ANN001, ANN202
+    def work(session, caller, res, body, call):
         call.entry["query"] = {"url": body.get("url")}
         state = request.app.state
         sub, secret = webhooks.subscribe(
@@ -344,7 +344,7 @@ async def subscribe(request: Request) -> Response:
 
 @share_router.get("/subscriptions")
 async def list_subscriptions(request: Request) -> Response:
-    def work(session, caller, res, body, call):  # noqa: ANN001, ANN202
+    def work(session, caller, res, body, call):
         found = webhooks.subscriptions(session, caller.application_id)
         return {"subscriptions": [webhooks.subscription_dict(s) for s in found]}, 0, []
 
@@ -353,7 +353,7 @@ async def list_subscriptions(request: Request) -> Response:
 
 @share_router.delete("/subscriptions/{subscription_id}")
 async def unsubscribe(request: Request, subscription_id: RowId) -> Response:
-    def work(session, caller, res, body, call):  # noqa: ANN001, ANN202
+    def work(session, caller, res, body, call):
         call.entry["query"] = {"subscription": subscription_id}
         sub = webhooks.unsubscribe(session, caller, subscription_id)
         return {"subscription": webhooks.subscription_dict(sub)}, 0, []
@@ -368,7 +368,7 @@ async def export(request: Request) -> Response:
     a closing entry (``export_end``, naming this request id) holds it once the last byte has
     been handed over, so the consumer can still prove what it received."""
 
-    def work(session, caller, res, body, call):  # noqa: ANN001, ANN202
+    def work(session, caller, res, body, call):
         fields = _fields(call, caller, body)
         fmt = body.get("format", "jsonl")
         if fmt not in {"jsonl", "csv"}:
@@ -407,7 +407,7 @@ def _hashed(chunks: Iterator[bytes], call: _Call) -> Iterator[bytes]:
         logging.getLogger(__name__).exception("closing entry of export %s", call.request_id)
 
 
-def _stream(store, caller, res, fields, filters, fmt):  # noqa: ANN001, ANN202
+def _stream(store, caller, res, fields, filters, fmt):
     import csv
     import io
 
@@ -433,7 +433,7 @@ def _stream(store, caller, res, fields, filters, fmt):  # noqa: ANN001, ANN202
                 yield b"".join(orjson.dumps(r) + b"\n" for r in page)
 
 
-def standalone(store, settings) -> FastAPI:  # noqa: ANN001
+def standalone(store, settings) -> FastAPI:
     """The sharing API alone, as a business system reaches it: its routes and the state they
     read. For a gateway process of its own, and for the demo city's replay of a day of calls."""
     app = FastAPI(title="citydata 共享接口")

@@ -54,16 +54,16 @@ OPS = {
 }
 
 
-def _source(res: Resource, fields: list[str]):  # noqa: ANN202
+def _source(res: Resource, fields: list[str]):
     return res.where.source(fields)
 
 
-def _select_fields(res: Resource, source, fields: list[str]) -> Select:  # noqa: ANN001
+def _select_fields(res: Resource, source, fields: list[str]) -> Select:
     """The asked fields of each row, and the master it belongs to (``_master``)."""
     return _with_subjects(res, select(*[source.c[f] for f in fields]), source)
 
 
-def _with_subjects(res: Resource, query: Select, source) -> Select:  # noqa: ANN001
+def _with_subjects(res: Resource, query: Select, source) -> Select:
     """Add the master id each row belongs to, when the class's rows are resolved into a base."""
     if res.kind == "base":
         return query.add_columns(source.c.master_id.label("_master"))
@@ -122,7 +122,7 @@ def _key(value: Any) -> str:
     return value.strip().upper()
 
 
-def _by_keys(session: Session, res: Resource, keys: list[str], fields: list[str]):  # noqa: ANN202
+def _by_keys(session: Session, res: Resource, keys: list[str], fields: list[str]):
     if res.key_column is None:
         raise ShareError(f"「{res.class_code}」没有单一业务主键，请用 query", "no_key")
     if not isinstance(keys, list) or not keys or len(keys) > MAX_KEYS:
@@ -181,7 +181,7 @@ def _position(cursor: str | None) -> int:
     return value
 
 
-def _conditions(caller: Caller, res: Resource, source, filters: dict[str, Any]) -> list:  # noqa: ANN001
+def _conditions(caller: Caller, res: Resource, source, filters: dict[str, Any]) -> list:
     if not isinstance(filters, dict):
         raise ShareError("filters 应为 {信息项: 值 或 {运算: 值}}", "bad_filter")
     conditions = []

@@ -25,7 +25,7 @@ router = APIRouter(prefix="/api/v1", tags=["share 共享管理"], responses=API_
 # ---------------------------------------------------------------- managing applications
 
 
-def _checked(fn, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
+def _checked(fn, *args, **kwargs):
     try:
         return fn(*args, **kwargs)
     except ShareError as exc:

@@ -149,7 +149,7 @@ def _claim_due(session: Session, now: datetime, keys: Keys) -> list[Notice]:
         changes = gateway.feed(session, base, sub.cursor, CHANGES_PER_NOTICE)
         if not changes:
             continue
-        claimed = session.execute(
+        claimed = session.execute(  # type: ignore[attr-defined]  # an UPDATE: a CursorResult
             update(ShareSubscription)
             .where(ShareSubscription.id == sub.id, ShareSubscription.cursor == sub.cursor, due_now)
             .values(next_attempt_at=now + CLAIM)
