@@ -514,3 +514,25 @@ def test_a_realistic_city_keeps_people_apart_who_share_a_number(store, tmp_path)
     with store.session() as session:
         conflicts = session.scalar(select(func.count()).where(MatchReview.reason == "key_conflict"))
     assert conflicts > 0 and report.reviews_opened >= conflicts
+
+
+def test_the_resolve_command_names_its_bases_and_reports_each(env, store, catalog, tmp_path):
+    import json
+
+    from typer.testing import CliRunner
+
+    from citydata.cli import app
+
+    stage(
+        store,
+        HOUSEHOLD,
+        [(LI, "李四", "男", "1991-01-01", "430104", None, None)],
+        tmp_path / "h.csv",
+    )
+    runner = CliRunner()
+    done = runner.invoke(app, ["resolve", "--base", "population", "--json"])
+    assert done.exit_code == 0, done.output
+    (report,) = json.loads(done.output)
+    assert (report["base"], report["rows_resolved"], report["masters"]) == ("population", 1, 1)
+    unknown = runner.invoke(app, ["resolve", "--base", "nowhere"])
+    assert unknown.exit_code != 0 and "nowhere" in unknown.output
