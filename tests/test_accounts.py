@@ -33,3 +33,28 @@ def test_users_are_listed_disabled_and_given_new_passwords(env, store, app):
     assert listed[0]["active"] is False
     missing = runner.invoke(cli, ["user", "disable", "nobody"])
     assert missing.exit_code != 0 and "不存在" in missing.output
+
+
+def test_after_signing_in_one_returns_to_the_page_asked_for_and_only_on_this_site(store, client):
+    import re
+
+    make_user(store, "zhang", "admin", None)
+    asked = client.get("/share", follow_redirects=False)
+    assert asked.headers["location"] == "/login?next=/share"
+    page = client.get(asked.headers["location"]).text
+    assert 'name="next" value="/share"' in page
+    csrf = re.search(r'name="csrf" value="([^"]+)"', page).group(1)
+    for target, expected in (
+        ("/share", "/share"),
+        ("//evil.example/x", "/"),
+        ("https://evil.example", "/"),
+        ("/\\evil", "/"),
+    ):
+        client.post("/logout", data={"csrf": csrf})
+        csrf = re.search(r'name="csrf" value="([^"]+)"', client.get("/login").text).group(1)
+        signed = client.post(
+            "/login",
+            data={"username": "zhang", "password": "password123", "csrf": csrf, "next": target},
+            follow_redirects=False,
+        )
+        assert (signed.status_code, signed.headers["location"]) == (303, expected), target

@@ -9,14 +9,17 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 from schemathesis import checks
+from sqlalchemy import select
 
+from citydata.accounts.models import User
 from citydata.app import create_app
 from citydata.catalog.service import import_catalog
 from citydata.config import Settings
 from citydata.db.engine import Store
+from citydata.services import docking
 from conftest import SAMPLE, fixed_clock, make_user
 
-ROLES = [None, "admin", "steward", "consumer", "auditor", "public"]
+ROLES = [None, "admin", "steward", "consumer", "auditor", "public", "system"]
 CHECKS = [
     checks.not_a_server_error,
     checks.status_code_conformance,
@@ -37,6 +40,9 @@ def fuzzed(store):
         "auditor": make_user(store, "auditor", "auditor"),
         "public": make_user(store, "citizen", "public"),
     }
+    with store.session() as session:  # a docked business system of the service platform
+        steward = session.scalar(select(User).where(User.username == "steward"))
+        tokens["system"] = docking.register(session, steward, "csga", "公安业务系统").secret
     app = create_app(store, Settings(database_url=store.url, secret_key="fuzz"), clock=fixed_clock)
     return app, tokens
 

@@ -433,7 +433,10 @@ def login(client, username):
 def test_pages_apply_approve_issue_and_audit(city, people, app):
     with TestClient(app) as civil, TestClient(app) as bureau, TestClient(app) as admin:
         signed_out = civil.get("/share", follow_redirects=False)
-        assert (signed_out.status_code, signed_out.headers["location"]) == (303, "/login")
+        assert (signed_out.status_code, signed_out.headers["location"]) == (
+            303,
+            "/login?next=/share",
+        )
         csrf = login(civil, "civil")
         form = civil.get(f"/share/apply?class_code={POPULATION}")
         assert "申请共享" in form.text and "公民身份号码" in form.text

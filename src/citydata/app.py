@@ -11,7 +11,9 @@ import logging
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from functools import partial
 from pathlib import Path
+from urllib.parse import quote
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, RedirectResponse
@@ -32,11 +34,15 @@ from citydata.config import Settings
 from citydata.db.engine import Store
 from citydata.ingest import api as ingest_api
 from citydata.ingest import pages as ingest_pages
+from citydata.mechanisms import outbox
 from citydata.mechanisms.ratelimit import MinuteWindows
 from citydata.opendata import api as open_api
 from citydata.opendata import dcat as open_dcat
 from citydata.opendata import pages as open_pages
 from citydata.opendata.service import Catalogue
+from citydata.services import api as services_api
+from citydata.services import pages as services_pages
+from citydata.services import staff_pages as services_staff
 from citydata.share import api as share_api
 from citydata.share import manage_api as share_manage_api
 from citydata.share import pages as share_pages
@@ -64,6 +70,9 @@ ROUTERS = [
     open_api.router,
     open_dcat.router,
     open_pages.router,
+    services_api.router,
+    services_pages.router,
+    services_staff.router,
     web_routes.router,
 ]
 templates.env.globals["vocab"] = vocab  # the catalog's vocabularies, for every page
@@ -74,11 +83,11 @@ async def _send_webhook_notices(app: FastAPI, every: float) -> None:
     while True:
         await asyncio.sleep(every)
         try:
+            allow = state.settings.webhook_allow_hosts
             await run_in_threadpool(
-                lambda: webhooks.dispatch(
-                    state.store, keys=state.keys, allow_hosts=state.settings.webhook_allow_hosts
-                )
+                partial(webhooks.dispatch, state.store, keys=state.keys, allow_hosts=allow)
             )
+            await run_in_threadpool(outbox.dispatch, state.store, state.keys, allow)
         except Exception:  # a bad round must not stop the next one
             logging.getLogger(__name__).exception("webhook notices failed")
 
@@ -137,7 +146,8 @@ def create_app(
         return JSONResponse(body, status_code=503)
 
     @app.exception_handler(LoginRequired)
-    def to_login(_request: Request, _exc: LoginRequired):
-        return RedirectResponse("/login", status_code=303)
+    def to_login(request: Request, _exc: LoginRequired):
+        back = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        return RedirectResponse(f"/login?next={quote(back)}", status_code=303)
 
     return app

@@ -18,6 +18,8 @@ from citydata.config import Settings
 from citydata.demo.cli import DEFAULT_DIR, demo_app, generate_cmd, load_cmd
 from citydata.ingest.cli import batch_app, ingest_cmd, quality_cmd
 from citydata.match.cli import match_cmd
+from citydata.services.cli import services_app
+from citydata.services.identity import rekey
 from citydata.share.cli import audit_app, share_app
 from citydata.share.webhooks import reencrypt_secrets
 
@@ -44,6 +46,7 @@ app.add_typer(base_app, name="base")
 app.add_typer(theme_app, name="theme")
 app.add_typer(share_app, name="share")
 app.add_typer(audit_app, name="audit")
+app.add_typer(services_app, name="services")
 
 
 @app.command()
@@ -82,11 +85,11 @@ def rotate_keys() -> None:
     every stored secret is encrypted again under the new key."""
     settings = Settings.from_env()
     try:
-        _, after = keys.rotate(settings)
+        before, after = keys.rotate(settings)
     except ValueError as exc:
         fail(str(exc))
     with store().session() as session:
-        changed = reencrypt_secrets(session, after)
+        changed = reencrypt_secrets(session, after) + rekey(session, before, after)
     out.print(
         f"已轮换密钥（{settings.keys_path}，保留 {len(after.keys)} 把），重新加密 {changed} 个保存的秘密",
         highlight=False,

@@ -28,9 +28,15 @@ def sign_out(request: Request, session: Session) -> None:
     request.session.clear()
 
 
+def local_path(target: str) -> str:
+    """Where to go after signing in: a path of this site only (never ``//host`` or a URL)."""
+    ok = target.startswith("/") and not target.startswith("//") and "\\" not in target
+    return target if ok and target.isprintable() and len(target) <= 300 else "/"
+
+
 @router.get("/login")
-def login_form(request: Request):
-    return render(request, "login.html")
+def login_form(request: Request, next: str = "/"):
+    return render(request, "login.html", next=local_path(next))
 
 
 @router.post("/login")
@@ -39,9 +45,11 @@ def login(
     username: str = Form(...),
     password: str = Form(...),
     csrf: str = Form(""),
+    next: str = Form("/"),
 ):
     check_csrf(request, csrf)
     address = client_ip(request)
+    next = local_path(next)
     with request.app.state.store.session() as session:
         try:
             user = service.login(session, username, password, address)
@@ -50,14 +58,17 @@ def login(
                 request,
                 "login.html",
                 error=str(exc),
+                next=next,
                 status_code=429,
                 headers={"Retry-After": str(exc.seconds)},
             )
         if user is None:
             session.commit()  # the failure counts, though the answer is an error page
-            return render(request, "login.html", error="用户名或密码错误", status_code=401)
+            return render(
+                request, "login.html", error="用户名或密码错误", next=next, status_code=401
+            )
         sign_in(request, session, user, address)
-    return RedirectResponse("/", status_code=303)
+    return RedirectResponse(next, status_code=303)
 
 
 @router.post("/logout")

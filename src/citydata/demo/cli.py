@@ -58,9 +58,12 @@ def generate_cmd(
 def load(directory: Path, resolve_bases: bool = True) -> dict:
     """Import the catalog, ingest every department file as a batch (aggregation), resolve the
     staged rows into the base databases (resolution) and refresh the theme databases."""
+    from citydata import keys
     from citydata.bases.service import base_codes, resolve
     from citydata.bases.themes import refresh as refresh_themes
     from citydata.catalog.service import import_catalog
+    from citydata.config import Settings
+    from citydata.demo.services import load as load_services
     from citydata.demo.sharing import replay
     from citydata.ingest.service import ingest
     from citydata.opendata.service import Catalogue
@@ -92,10 +95,17 @@ def load(directory: Path, resolve_bases: bool = True) -> dict:
             run = resolve(store(), code)
             resolved[code] = {"rows": run.rows_resolved, "masters": run.masters}
             bar.update(task, total=1, completed=1)
-        themes = refresh_themes(store()) if resolve_bases else []
         task = bar.add_task("共享调用", total=None)
         sharing = replay(store()) if resolve_bases else {}
         bar.update(task, total=1, completed=1)
+        task = bar.add_task("一网通办", total=None)
+        services = (
+            load_services(store(), directory, keys.load(Settings.from_env()))
+            if resolve_bases
+            else {}
+        )
+        bar.update(task, total=1, completed=1)
+        themes = refresh_themes(store()) if resolve_bases else []
     datasets = Catalogue(store()).datasets().values()  # also builds the portal's search index
     open_data = {
         kind: sum(1 for d in datasets if d.open_type == kind) for kind in ("open", "conditional")
@@ -111,6 +121,7 @@ def load(directory: Path, resolve_bases: bool = True) -> dict:
         "resolved": resolved,
         "themes": themes,
         "sharing": sharing,
+        "services": services,
         "open_data": open_data,
     }
 
@@ -142,6 +153,12 @@ def load_cmd(
         out.print(
             f"共享：{sh['applications']} 个申请、{sh['credentials']} 个调用凭证，回放 {sh['calls']} 次调用"
             f"（{'、'.join(f'{k}: {v}' for k, v in sorted(sh['outcomes'].items()))}）",
+            highlight=False,
+        )
+    if summary["services"]:
+        sv = summary["services"]
+        out.print(
+            f"一网通办：{sv['matters']} 个事项、{sv['cases']} 个办件，办件信息发布 {sv['published']} 行",
             highlight=False,
         )
     od = summary["open_data"]

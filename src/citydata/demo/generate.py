@@ -24,6 +24,8 @@ import xlsxwriter
 
 from citydata.demo.city import HOMOPHONES, REGISTER_TOPICS, UNITS
 from citydata.demo.people import REFERENCE_DAY, houses, legal_persons, population
+from citydata.demo.services import generate as generate_services
+from citydata.demo.services import hall_units
 from citydata.demo.sources import (
     Source,
     field_spec,
@@ -312,6 +314,20 @@ def build_catalog(sources: list[Source], rng: np.random.Generator) -> dict:
         }
         for i, (code, name, short) in enumerate(UNITS, start=1)
     ]
+    # The service halls below the city (district, street, community): they run matters of the
+    # service platform and send no files of their own.
+    units += [
+        {
+            "code": hall["code"],
+            "name": hall["name"],
+            "short_name": hall["short_name"],
+            "credit_code": _unit_credit_code(i),
+            "level": hall["level"],
+            "contact": "窗口负责人",
+            "phone": f"0731-8899{i:04d}",
+        }
+        for i, hall in enumerate(hall_units(), start=len(UNITS) + 1)
+    ]
     classes = [_class_entry(s) for s in sources]
     # The rest of each department's catalog: classes it declares and shares through interfaces
     # or on request, without batch files on this platform yet.
@@ -533,6 +549,7 @@ def generate(
     (out / "catalog.json").write_text(
         json.dumps(catalog, ensure_ascii=False, indent=1) + "\n", encoding="utf-8"
     )
+    services = generate_services(out, catalog["units"], city, companies, seed)
     manifest = {
         "seed": seed,
         "people": people,
@@ -543,6 +560,7 @@ def generate(
         "classes_with_files": len(sources),
         "files": files,
         "bad_rows_by_rule": dict(sorted(rules.items())),
+        "services": services,
     }
     (out / "manifest.json").write_text(
         json.dumps(manifest, ensure_ascii=False, indent=1) + "\n", encoding="utf-8"

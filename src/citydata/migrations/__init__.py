@@ -20,7 +20,9 @@ from citydata.bases import models as _bases  # noqa: F401
 from citydata.catalog import models as _catalog  # noqa: F401
 from citydata.db.base import Base
 from citydata.ingest import models as _ingest  # noqa: F401
+from citydata.mechanisms import models as _mechanisms  # noqa: F401
 from citydata.opendata import models as _opendata  # noqa: F401
+from citydata.services import models as _services  # noqa: F401
 from citydata.share import models as _share  # noqa: F401
 
 MIGRATIONS = Path(__file__).parent

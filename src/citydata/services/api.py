@@ -1,0 +1,295 @@
+"""HTTP for docked business systems (``/api/services/v1``): a department's own system, holding
+``Authorization: Bearer cdk_<key id>_<secret>``, lists and reads its unit's cases, opens the
+cases it received itself, posts status changes and visits, and subscribes to webhooks.
+
+Every write carries an ``Idempotency-Key``: the key is claimed in the write's own transaction
+and the answer kept with it, so a retry (a timeout, a lost answer) gets the same answer and
+changes nothing, and the same key with another body is refused (422)."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Annotated, Any, Literal
+
+import orjson
+from fastapi import APIRouter, Header, Query, Request
+from fastapi.responses import Response
+from pydantic import BaseModel, Field
+from sqlalchemy.orm import Session
+
+from citydata.mechanisms import idempotency, outbox
+from citydata.mechanisms.idempotency import IdempotencyError
+from citydata.mechanisms.outbox import SubscriptionError
+from citydata.services import service
+from citydata.services.cases import QueueFilter, owner
+from citydata.services.docking import authenticate
+from citydata.services.identity import Applicant
+from citydata.services.models import DockedSystem
+from citydata.services.shared import ServiceError
+from citydata.standards import is_valid_credit_code, is_valid_id_number, normalise_id_number
+from citydata.web.client import client_ip
+from citydata.web.errors import documented
+from citydata.web.params import RowId
+
+router = APIRouter(
+    prefix="/api/services/v1",
+    tags=["services 一网通办对接接口"],
+    responses=documented(400, 401, 403, 404, 409, 422, 429, 503),
+)
+JSON = "application/json"
+CaseNo = Annotated[str, Field(min_length=1, max_length=40, pattern=r"^[0-9A-Za-z-]+$")]
+Text = Annotated[str, Field(max_length=2000)]
+
+
+def _json(status: int, content: Any, headers: dict[str, str] | None = None) -> Response:
+    return Response(orjson.dumps(content), status, headers=headers, media_type=JSON)
+
+
+def _problem(exc: ServiceError | IdempotencyError | SubscriptionError) -> Response:
+    return _json(exc.status, {"detail": str(exc)})
+
+
+class _Call:
+    """One request of a docked system: its database session and the system it is."""
+
+    def __init__(self, request: Request, authorization: str):
+        self.request = request
+        self.store = request.app.state.store
+        self.keys = request.app.state.keys
+        self.authorization = authorization
+
+    def system(self, session: Session) -> DockedSystem:
+        return authenticate(session, self.authorization, client_ip(self.request))
+
+
+def _read(request: Request, authorization: str, work) -> Response:
+    call = _Call(request, authorization)
+    try:
+        with call.store.session() as session:
+            return work(session, call.system(session), call)
+    except ServiceError as exc:
+        return _problem(exc)
+
+
+def _write(
+    request: Request,
+    authorization: str,
+    key: str | None,
+    body: BaseModel | None,
+    work,
+    secret: bool = False,
+) -> Response:
+    """``work(session, system, call) -> (status, content)`` under the Idempotency-Key. An
+    answer holding a ``secret`` is kept encrypted with its key."""
+    call = _Call(request, authorization)
+    payload = orjson.dumps(
+        body.model_dump(mode="json") if body else {}, option=orjson.OPT_SORT_KEYS
+    )
+    digest = idempotency.request_hash(request.method, request.url.path, payload)
+    try:
+        with call.store.session() as session:
+            system = call.system(session)
+            scope = f"docked:{system.key_id}"
+            stored = idempotency.begin(session, scope, key, digest)
+            if stored is not None:
+                return Response(
+                    call.keys.decrypt(stored.response) if secret else stored.response,
+                    stored.status_code,
+                    media_type=JSON,
+                    headers={"Idempotent-Replayed": "true"},
+                )
+            status, content = work(session, system, call)
+            raw = orjson.dumps(content)
+            kept = call.keys.encrypt(raw.decode()) if secret else raw.decode()
+            idempotency.finish(session, scope, key, status, kept)
+        return Response(raw, status, media_type=JSON)
+    except (ServiceError, IdempotencyError, SubscriptionError) as exc:
+        return _problem(exc)
+
+
+def _today(request: Request) -> date:
+    return date.fromtimestamp(request.app.state.clock())
+
+
+# ---------------------------------------------------------------- reading
+
+
+Authorization = Annotated[str, Header(description="Bearer cdk_<key id>_<secret>")]
+IdempotencyKey = Annotated[
+    str | None, Header(alias="Idempotency-Key", description="每个写请求一个新值；重试时不变")
+]
+
+
+@router.get("/matters", summary="本单位已发布的事项")
+def list_matters(request: Request, authorization: Authorization = ""):
+    def work(session, system, call):
+        found = service.matters.find(session, unit=system.unit_code, limit=1000)
+        return _json(200, [service.matters.matter_dict(m) | {"version": m.version} for m in found])
+
+    return _read(request, authorization, work)
+
+
+@router.get("/cases", summary="本单位的办件（按环节，办理中的按承诺时限先后）")
+def list_cases(
+    request: Request,
+    authorization: Authorization = "",
+    stage: Literal["to_accept", "in_progress", "paused", "done"] = "to_accept",
+    matter: Annotated[str, Query(max_length=60)] = "",
+    channel: Literal["", "online", "window"] = "",
+    overdue: bool = False,
+    cursor: Annotated[str, Query(max_length=200)] = "",
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+):
+    def work(session, system, call):
+        f = QueueFilter(stage, matter, channel, overdue)
+        rows, next_cursor = service.queue_rows(
+            session, call.keys, system.unit_code, f, _today(request), cursor, limit
+        )
+        return _json(200, {"cases": rows, "next_cursor": next_cursor})
+
+    return _read(request, authorization, work)
+
+
+@router.get("/cases/{case_no}", summary="一个办件：申请人、表单和状态历史")
+def get_case(request: Request, case_no: str, authorization: Authorization = ""):
+    def work(session, system, call):
+        case = service.docked_case(session, system, case_no)
+        return _json(200, service.case_dict(session, call.keys, case, _today(request), full=True))
+
+    return _read(request, authorization, work)
+
+
+# ---------------------------------------------------------------- writing
+
+
+class ApplicantIn(BaseModel):
+    kind: Literal["person", "company"]
+    number: Annotated[
+        str, Field(min_length=15, max_length=18, description="身份证号码或统一社会信用代码")
+    ]
+    name: Annotated[str, Field(min_length=1, max_length=100)]
+
+
+class CaseIn(BaseModel):
+    matter: Annotated[str, Field(min_length=1, max_length=60, description="事项实施编码")]
+    applicant: ApplicantIn
+    channel: Literal["online", "window"] = "online"
+    form: dict[Annotated[str, Field(max_length=64)], Text | int | float] = {}
+
+
+class StatusIn(BaseModel):
+    status: Annotated[str, Field(min_length=1, max_length=20)]
+    on: date
+    note: Text = ""
+
+
+class VisitIn(BaseModel):
+    on: date
+    place: Annotated[str, Field(max_length=100)] = ""
+
+
+class SubscriptionIn(BaseModel):
+    url: Annotated[str, Field(min_length=1, max_length=500)]
+
+
+def _applicant(body: ApplicantIn) -> Applicant:
+    if body.kind == "person":
+        number = normalise_id_number(body.number)
+        if not is_valid_id_number(number):
+            raise ServiceError("applicant.number 不是有效的身份证号码", 422, "bad_applicant")
+    else:
+        number = body.number.strip().upper()
+        if not is_valid_credit_code(number):
+            raise ServiceError("applicant.number 不是有效的统一社会信用代码", 422, "bad_applicant")
+    return Applicant(body.kind, number, body.name.strip())
+
+
+@router.post("/cases", status_code=201, summary="登记本单位系统收到的办件（申请）")
+def open_case(
+    request: Request,
+    body: CaseIn,
+    authorization: Authorization = "",
+    idempotency_key: IdempotencyKey = None,
+):
+    def work(session, system, call):
+        case = service.open_docked(
+            session,
+            call.keys,
+            system,
+            body.matter,
+            _applicant(body.applicant),
+            body.channel,
+            body.form,
+            _today(request),
+        )
+        return 201, service.case_dict(session, call.keys, case, _today(request))
+
+    return _write(request, authorization, idempotency_key, body, work)
+
+
+@router.post("/cases/{case_no}/status", status_code=201, summary="办件状态变化（按状态转换表校验）")
+def post_status(
+    request: Request,
+    case_no: str,
+    body: StatusIn,
+    authorization: Authorization = "",
+    idempotency_key: IdempotencyKey = None,
+):
+    def work(session, system, call):
+        case = service.docked_step(session, system, case_no, body.status, body.on, body.note)
+        return 201, service.case_dict(session, call.keys, case, _today(request))
+
+    return _write(request, authorization, idempotency_key, body, work)
+
+
+@router.post("/cases/{case_no}/visits", status_code=201, summary="申请人到现场一次")
+def post_visit(
+    request: Request,
+    case_no: str,
+    body: VisitIn,
+    authorization: Authorization = "",
+    idempotency_key: IdempotencyKey = None,
+):
+    def work(session, system, call):
+        case = service.docked_case(session, system, case_no)
+        service.cases.check_day(body.on, _today(request))
+        service.cases.visit(session, case, body.on, body.place or system.name, system.name)
+        return 201, service.case_dict(session, call.keys, case, _today(request))
+
+    return _write(request, authorization, idempotency_key, body, work)
+
+
+@router.post("/subscriptions", status_code=201, summary="订阅本单位办件的状态通知（webhook）")
+def subscribe(
+    request: Request,
+    body: SubscriptionIn,
+    authorization: Authorization = "",
+    idempotency_key: IdempotencyKey = None,
+):
+    def work(session, system, call):
+        settings = request.app.state.settings
+        sub, secret = outbox.subscribe(
+            session,
+            owner(system.unit_code),
+            body.url,
+            system.name,
+            call.keys,
+            settings.webhook_allow_hosts,
+        )
+        return 201, {"id": sub.id, "url": sub.url, "signing_secret": secret}
+
+    return _write(request, authorization, idempotency_key, body, work, secret=True)
+
+
+@router.delete("/subscriptions/{subscription_id}", summary="取消订阅")
+def unsubscribe(
+    request: Request,
+    subscription_id: RowId,
+    authorization: Authorization = "",
+    idempotency_key: IdempotencyKey = None,
+):
+    def work(session, system, call):
+        sub = outbox.unsubscribe(session, owner(system.unit_code), subscription_id)
+        return 200, {"id": sub.id, "ended": True}
+
+    return _write(request, authorization, idempotency_key, None, work)
