@@ -10,7 +10,6 @@ import json
 import re
 from datetime import date, timedelta
 
-import orjson
 import polars as pl
 import pytest
 from sqlalchemy import func, select
@@ -851,3 +850,66 @@ def test_the_cases_are_in_the_catalog_and_the_monthly_counts_open(platform):
         rc = get_class(session, CASES_CLASS)
         assert rc.provider_code == "cszw" and "applicant" not in {f.name for f in rc.fields}
         assert get_class(session, "201004/00001").open_type == "open"
+
+
+# ---------------------------------------------------------------- attacks on the citizen's side
+
+
+def test_a_citizen_cannot_see_or_touch_anothers_case(web, platform, app):
+    from fastapi.testclient import TestClient
+
+    user = citizen(platform)
+    number = start(platform, user, "户籍证明开具")
+    with TestClient(app) as other:
+        assert register(other, person=OUYANG, username="ouyang").status_code == 303
+        for path in (f"/services/cases/{number}", f"/services/cases/{number}/edit"):
+            seen = other.get(path)
+            assert seen.status_code == 404 and "张三" not in seen.text, path
+        token = csrf(other.get("/services").text)
+        forged = other.post(
+            f"/services/cases/{number}/edit",
+            data={"csrf": token, "f:address": "别处", "action": "submit"},
+        )
+        assert forged.status_code == 404
+        assert other.get("/services/staff").status_code == 403  # a citizen is no clerk
+        assert other.get("/services/staff/cases/" + number).status_code == 403
+    with platform.session() as session:
+        case = cases.by_number(session, number)
+        assert case.status == "draft" and case.form["address"] != "别处"
+
+
+def test_the_applicant_comes_from_the_account_never_from_the_form(web, platform):
+    assert register(web).status_code == 303
+    code = _code("户籍证明开具")
+    page = web.get(f"/services/matters/{code}")
+    web.post(f"/services/matters/{code}/apply", data={"csrf": csrf(page.text)})
+    with platform.session() as session:
+        number = session.scalar(select(Case.case_no))
+    edit = web.get(f"/services/cases/{number}/edit")
+    # fields that are not on the form are refused, whoever the page claims to be
+    sneaky = web.post(
+        f"/services/cases/{number}/edit",
+        data={"csrf": csrf(edit.text), "f:applicant_hash": "x", "f:purpose": "入学"},
+    )
+    assert sneaky.status_code == 422
+    with platform.session() as session:
+        case = session.scalar(select(Case))
+        assert KEYS.decrypt(case.applicant_subject) == ZHANG[0] and case.applicant_name == "张三"
+
+
+def test_rotating_the_keys_keeps_identities_and_cases_found(platform):
+    user = citizen(platform)
+    start(platform, user, "户籍证明开具")
+    after = Keys(("new-key", "test-secret"))
+    with platform.session() as session:
+        assert identity.rekey(session, KEYS, after) == 2
+    with platform.session() as session:
+        found = session.scalar(select(Identity))
+        assert (
+            found.subject_hash
+            == identity.subject_hash(after, ZHANG[0])
+            != identity.subject_hash(KEYS, ZHANG[0])
+        )
+        assert after.decrypt(found.subject) == ZHANG[0]
+        mine = cases.of_applicant(session, after, session.get(User, user.id))
+        assert len(mine) == 1 and after.decrypt(mine[0].applicant_subject) == ZHANG[0]

@@ -118,7 +118,7 @@ def dispatch(
         ).all()
         claimed = []
         for notice, sub in rows:
-            took = session.execute(  # type: ignore[attr-defined]  # an UPDATE: a CursorResult
+            took = session.execute(  # an UPDATE: its rowcount says who claimed it
                 update(WebhookNotice)
                 .where(WebhookNotice.id == notice.id, WebhookNotice.delivered_at.is_(None), due)
                 .values(next_attempt_at=now + CLAIM)
