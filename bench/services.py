@@ -133,8 +133,11 @@ def build(url: str, cases: int, work: Path) -> dict:
     from sqlalchemy import func, insert, select
 
     from citydata.accounts.service import ensure_admin
+    from citydata.bases.publish import register_class
+    from citydata.bases.spec import specs
     from citydata.catalog.models import Unit
     from citydata.catalog.service import import_catalog
+    from citydata.db.base import advance_sequences
     from citydata.db.engine import Store
     from citydata.demo.generate import generate
     from citydata.demo.people import population
@@ -152,6 +155,8 @@ def build(url: str, cases: int, work: Path) -> dict:
     with store.session() as session:
         import_catalog(session, work / "city/catalog.json")
         admin, _ = ensure_admin(session, "benchmark-pw")
+        for base in specs().values():  # the base classes the matters' materials name
+            register_class(session, base)
         units = [
             {"code": u.code, "credit_code": u.credit_code} for u in session.scalars(select(Unit))
         ]
@@ -222,6 +227,7 @@ def build(url: str, cases: int, work: Path) -> dict:
         ]
         with store.session() as session:
             session.execute(insert(Case), records)
+            advance_sequences(session, Case)
         print(f"  {start + n:,} cases", file=sys.stderr, flush=True)
     store.engine.dispose()
     return {"secret": secret, "matters": own}

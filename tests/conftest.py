@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 import shutil
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import hypothesis
@@ -131,6 +131,9 @@ NOON = datetime(2026, 12, 4, 12, 0, 30, tzinfo=UTC).timestamp()
 
 def fixed_clock() -> float:
     return NOON
+
+
+TODAY = date.fromtimestamp(NOON)  # the app's day under the fixed clock, not the machine's
 
 
 @pytest.fixture

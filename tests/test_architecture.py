@@ -33,6 +33,7 @@ DOMAIN_FILES = {
     "privacy": {"masking"},
     "share": {"models", "service", "permissions", "api", "pages", "cli", "gateway"},
     "services": {"models", "service", "permissions", "api", "pages", "cli", "cases", "matters"},
+    "grid": {"models", "service", "permissions", "api", "pages", "cli", "events", "sla"},
 }
 
 

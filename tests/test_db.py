@@ -4,12 +4,13 @@ from sqlalchemy import inspect, text
 from typer.testing import CliRunner
 
 from citydata.cli import app
-from citydata.migrations import current_revision, head_revision, metadata
+from citydata.migrations import current_revision, head_revision, include_object, metadata
 
 
 def test_migrations_match_the_models(store):
     with store.engine.connect() as conn:
-        diff = compare_metadata(MigrationContext.configure(conn), metadata)
+        context = MigrationContext.configure(conn, opts={"include_object": include_object})
+        diff = compare_metadata(context, metadata)
     assert diff == []
     assert current_revision(store.engine) == head_revision(store.engine)
 

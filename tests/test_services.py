@@ -39,7 +39,7 @@ from citydata.services.models import (
 )
 from citydata.services.shared import ServiceError
 from citydata.share.models import ShareApplication
-from conftest import fixed_clock, make_user
+from conftest import TODAY, fixed_clock, make_user
 from sharing import PEOPLE
 
 KEYS = Keys(("test-secret",))
@@ -694,19 +694,19 @@ def test_a_docked_system_moves_its_cases_by_the_table_only(web, platform, system
     assert bad.status_code == 409 and "不能转为" in bad.json()["detail"]
     ok = web.post(
         f"/api/services/v1/cases/{number}/status",
-        json={"status": "accepted", "on": date.today().isoformat()},
+        json={"status": "accepted", "on": TODAY.isoformat()},
         headers={**system, "Idempotency-Key": "s-2"},
     )
     assert ok.status_code == 201 and ok.json()["status"] == "accepted"
     retry = web.post(
         f"/api/services/v1/cases/{number}/status",
-        json={"status": "accepted", "on": date.today().isoformat()},
+        json={"status": "accepted", "on": TODAY.isoformat()},
         headers={**system, "Idempotency-Key": "s-2"},
     )
     assert retry.status_code == 201 and retry.headers.get("Idempotent-Replayed") == "true"
     future = web.post(
         f"/api/services/v1/cases/{number}/status",
-        json={"status": "granted", "on": (date.today() + timedelta(days=3)).isoformat()},
+        json={"status": "granted", "on": (TODAY + timedelta(days=3)).isoformat()},
         headers={**system, "Idempotency-Key": "s-3"},
     )
     assert future.status_code == 422
@@ -774,7 +774,7 @@ def test_webhooks_tell_the_step_without_personal_data_after_commit(web, platform
         "case_no": number,
         "matter": _code("户籍证明开具"),
         "status": "submitted",
-        "on": date.today().isoformat(),
+        "on": TODAY.isoformat(),
     }
     assert OUYANG[0] not in notice.body and OUYANG[1] not in notice.body
     got = []

@@ -32,6 +32,9 @@ from citydata.catalog import pages as catalog_pages
 from citydata.catalog import vocab
 from citydata.config import Settings
 from citydata.db.engine import Store
+from citydata.grid import api as grid_api
+from citydata.grid import open311_api as grid_open311
+from citydata.grid import pages as grid_pages
 from citydata.ingest import api as ingest_api
 from citydata.ingest import pages as ingest_pages
 from citydata.mechanisms import outbox
@@ -73,6 +76,9 @@ ROUTERS = [
     services_api.router,
     services_pages.router,
     services_staff.router,
+    grid_api.router,
+    grid_open311.router,
+    grid_pages.router,
     web_routes.router,
 ]
 templates.env.globals["vocab"] = vocab  # the catalog's vocabularies, for every page

@@ -16,6 +16,7 @@ from citydata.catalog.cli import catalog_app, unit_app
 from citydata.cli_common import fail, out, store
 from citydata.config import Settings
 from citydata.demo.cli import DEFAULT_DIR, demo_app, generate_cmd, load_cmd
+from citydata.grid.cli import grid_app
 from citydata.ingest.cli import batch_app, ingest_cmd, quality_cmd
 from citydata.match.cli import match_cmd
 from citydata.services.cli import services_app
@@ -47,6 +48,7 @@ app.add_typer(theme_app, name="theme")
 app.add_typer(share_app, name="share")
 app.add_typer(audit_app, name="audit")
 app.add_typer(services_app, name="services")
+app.add_typer(grid_app, name="grid")
 
 
 @app.command()

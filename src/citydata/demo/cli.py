@@ -63,6 +63,7 @@ def load(directory: Path, resolve_bases: bool = True) -> dict:
     from citydata.bases.themes import refresh as refresh_themes
     from citydata.catalog.service import import_catalog
     from citydata.config import Settings
+    from citydata.demo.grid import load as load_grid
     from citydata.demo.services import load as load_services
     from citydata.demo.sharing import replay
     from citydata.ingest.service import ingest
@@ -105,6 +106,14 @@ def load(directory: Path, resolve_bases: bool = True) -> dict:
             else {}
         )
         bar.update(task, total=1, completed=1)
+        task = bar.add_task("一格通管", total=None)
+        grid = (
+            load_grid(store(), directory, keys.load(Settings.from_env())) if resolve_bases else {}
+        )
+        if grid.get("event_base_rows"):
+            run = resolve(store(), "event")  # the grid's events join the 事件基础库
+            resolved["event"] = {"rows": run.rows_resolved, "masters": run.masters}
+        bar.update(task, total=1, completed=1)
         themes = refresh_themes(store()) if resolve_bases else []
     datasets = Catalogue(store()).datasets().values()  # also builds the portal's search index
     open_data = {
@@ -122,6 +131,7 @@ def load(directory: Path, resolve_bases: bool = True) -> dict:
         "themes": themes,
         "sharing": sharing,
         "services": services,
+        "grid": grid,
         "open_data": open_data,
     }
 
@@ -159,6 +169,15 @@ def load_cmd(
         sv = summary["services"]
         out.print(
             f"一网通办：{sv['matters']} 个事项、{sv['cases']} 个办件，办件信息发布 {sv['published']} 行",
+            highlight=False,
+        )
+    if summary["grid"]:
+        gd = summary["grid"]
+        cl = gd["classifier"]
+        out.print(
+            f"一格通管：{gd['cells']} 个单元网格、{gd['events']} 个事件（{gd['unplaced']} 个所在网格"
+            f"未进入空间基础库，未载入）；分类器留出准确率 "
+            f"{cl['accuracy']:.3f}（关键词基线 {cl['baseline']:.3f}）",
             highlight=False,
         )
     od = summary["open_data"]

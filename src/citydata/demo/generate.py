@@ -23,6 +23,7 @@ import polars as pl
 import xlsxwriter
 
 from citydata.demo.city import HOMOPHONES, REGISTER_TOPICS, UNITS
+from citydata.demo.grid import generate as generate_grid
 from citydata.demo.people import REFERENCE_DAY, houses, legal_persons, population
 from citydata.demo.services import generate as generate_services
 from citydata.demo.services import hall_units
@@ -550,6 +551,7 @@ def generate(
         json.dumps(catalog, ensure_ascii=False, indent=1) + "\n", encoding="utf-8"
     )
     services = generate_services(out, catalog["units"], city, companies, seed)
+    grid = generate_grid(out, people, seed)
     manifest = {
         "seed": seed,
         "people": people,
@@ -561,6 +563,7 @@ def generate(
         "files": files,
         "bad_rows_by_rule": dict(sorted(rules.items())),
         "services": services,
+        "grid": grid,
     }
     (out / "manifest.json").write_text(
         json.dumps(manifest, ensure_ascii=False, indent=1) + "\n", encoding="utf-8"

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from citydata.db.base import advance_sequences
 from citydata.demo.city import COMMUNITIES, DISTRICTS
 from citydata.demo.people import REFERENCE_DAY
 from citydata.mechanisms.workdays import add_workdays_many
@@ -590,6 +591,7 @@ def load(store, directory: Path, keys) -> dict[str, int]:
                 }
             )
         session.execute(insert(Case), records)
+        advance_sequences(session, Case)
         events = pl.read_parquet(folder / "events.parquet").with_columns(
             (pl.col("case_id") + start).alias("case_id")
         )

@@ -19,6 +19,7 @@ from citydata.audit import models as _audit  # noqa: F401
 from citydata.bases import models as _bases  # noqa: F401
 from citydata.catalog import models as _catalog  # noqa: F401
 from citydata.db.base import Base
+from citydata.grid import models as _grid  # noqa: F401
 from citydata.ingest import models as _ingest  # noqa: F401
 from citydata.mechanisms import models as _mechanisms  # noqa: F401
 from citydata.opendata import models as _opendata  # noqa: F401
@@ -27,6 +28,19 @@ from citydata.share import models as _share  # noqa: F401
 
 MIGRATIONS = Path(__file__).parent
 metadata = Base.metadata
+# Where PostGIS is installed, the cells carry a geometry the models do not declare (it exists
+# only there), and the extension brings a table of its own: the comparison leaves them out.
+OUTSIDE_THE_MODELS = {
+    ("column", "geom"),
+    ("index", "ix_grid_cells_geom"),
+    ("table", "spatial_ref_sys"),
+}
+
+
+def include_object(
+    obj: object, name: str | None, type_: str, reflected: bool, compare_to: object
+) -> bool:
+    return not (reflected and compare_to is None and (type_, name) in OUTSIDE_THE_MODELS)
 
 
 def alembic_config(engine: Engine) -> Config:

@@ -2,7 +2,7 @@
 
 from alembic import context
 
-from citydata.migrations import metadata
+from citydata.migrations import include_object, metadata
 
 engine = context.config.attributes["engine"]
 
@@ -28,6 +28,7 @@ with engine.connect() as connection:
                 target_metadata=metadata,
                 render_as_batch=sqlite,
                 compare_type=True,
+                include_object=include_object,
             )
             context.run_migrations()
     finally:

@@ -9,66 +9,36 @@ changes nothing, and the same key with another body is refused (422)."""
 from __future__ import annotations
 
 from datetime import date
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
-import orjson
-from fastapi import APIRouter, Header, Query, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
-from sqlalchemy.orm import Session
 
-from citydata.mechanisms import idempotency, outbox
-from citydata.mechanisms.idempotency import IdempotencyError
-from citydata.mechanisms.outbox import SubscriptionError
+from citydata.mechanisms import docked
 from citydata.services import service
 from citydata.services.cases import QueueFilter, owner
 from citydata.services.docking import authenticate
 from citydata.services.identity import Applicant
-from citydata.services.models import DockedSystem
 from citydata.services.shared import ServiceError
 from citydata.standards import is_valid_credit_code, is_valid_id_number, normalise_id_number
-from citydata.web.client import client_ip
 from citydata.web.errors import documented
-from citydata.web.params import RowId
 
 router = APIRouter(
     prefix="/api/services/v1",
     tags=["services 一网通办对接接口"],
     responses=documented(400, 401, 403, 404, 409, 422, 429, 503),
 )
-JSON = "application/json"
+ERRORS = (ServiceError,)
 CaseNo = Annotated[str, Field(min_length=1, max_length=40, pattern=r"^[0-9A-Za-z-]+$")]
 Text = Annotated[str, Field(max_length=2000)]
 
 
-def _json(status: int, content: Any, headers: dict[str, str] | None = None) -> Response:
-    return Response(orjson.dumps(content), status, headers=headers, media_type=JSON)
-
-
-def _problem(exc: ServiceError | IdempotencyError | SubscriptionError) -> Response:
-    return _json(exc.status, {"detail": str(exc)})
-
-
-class _Call:
-    """One request of a docked system: its database session and the system it is."""
-
-    def __init__(self, request: Request, authorization: str):
-        self.request = request
-        self.store = request.app.state.store
-        self.keys = request.app.state.keys
-        self.authorization = authorization
-
-    def system(self, session: Session) -> DockedSystem:
-        return authenticate(session, self.authorization, client_ip(self.request))
+_json = docked.json_response
 
 
 def _read(request: Request, authorization: str, work) -> Response:
-    call = _Call(request, authorization)
-    try:
-        with call.store.session() as session:
-            return work(session, call.system(session), call)
-    except ServiceError as exc:
-        return _problem(exc)
+    return docked.read(request, authorization, authenticate, ERRORS, work)
 
 
 def _write(
@@ -77,34 +47,8 @@ def _write(
     key: str | None,
     body: BaseModel | None,
     work,
-    secret: bool = False,
 ) -> Response:
-    """``work(session, system, call) -> (status, content)`` under the Idempotency-Key. An
-    answer holding a ``secret`` is kept encrypted with its key."""
-    call = _Call(request, authorization)
-    payload = orjson.dumps(
-        body.model_dump(mode="json") if body else {}, option=orjson.OPT_SORT_KEYS
-    )
-    digest = idempotency.request_hash(request.method, request.url.path, payload)
-    try:
-        with call.store.session() as session:
-            system = call.system(session)
-            scope = f"docked:{system.key_id}"
-            stored = idempotency.begin(session, scope, key, digest)
-            if stored is not None:
-                return Response(
-                    call.keys.decrypt(stored.response) if secret else stored.response,
-                    stored.status_code,
-                    media_type=JSON,
-                    headers={"Idempotent-Replayed": "true"},
-                )
-            status, content = work(session, system, call)
-            raw = orjson.dumps(content)
-            kept = call.keys.encrypt(raw.decode()) if secret else raw.decode()
-            idempotency.finish(session, scope, key, status, kept)
-        return Response(raw, status, media_type=JSON)
-    except (ServiceError, IdempotencyError, SubscriptionError) as exc:
-        return _problem(exc)
+    return docked.write(request, authorization, authenticate, ERRORS, key, body, work)
 
 
 def _today(request: Request) -> date:
@@ -114,10 +58,8 @@ def _today(request: Request) -> date:
 # ---------------------------------------------------------------- reading
 
 
-Authorization = Annotated[str, Header(description="Bearer cdk_<key id>_<secret>")]
-IdempotencyKey = Annotated[
-    str | None, Header(alias="Idempotency-Key", description="每个写请求一个新值；重试时不变")
-]
+Authorization = docked.Authorization
+IdempotencyKey = docked.IdempotencyKey
 
 
 @router.get("/matters", summary="本单位已发布的事项")
@@ -188,10 +130,6 @@ class VisitIn(BaseModel):
     place: Annotated[str, Field(max_length=100)] = ""
 
 
-class SubscriptionIn(BaseModel):
-    url: Annotated[str, Field(min_length=1, max_length=500)]
-
-
 def _applicant(body: ApplicantIn) -> Applicant:
     if body.kind == "person":
         number = normalise_id_number(body.number)
@@ -259,37 +197,4 @@ def post_visit(
     return _write(request, authorization, idempotency_key, body, work)
 
 
-@router.post("/subscriptions", status_code=201, summary="订阅本单位办件的状态通知（webhook）")
-def subscribe(
-    request: Request,
-    body: SubscriptionIn,
-    authorization: Authorization = "",
-    idempotency_key: IdempotencyKey = None,
-):
-    def work(session, system, call):
-        settings = request.app.state.settings
-        sub, secret = outbox.subscribe(
-            session,
-            owner(system.unit_code),
-            body.url,
-            system.name,
-            call.keys,
-            settings.webhook_allow_hosts,
-        )
-        return 201, {"id": sub.id, "url": sub.url, "signing_secret": secret}
-
-    return _write(request, authorization, idempotency_key, body, work, secret=True)
-
-
-@router.delete("/subscriptions/{subscription_id}", summary="取消订阅")
-def unsubscribe(
-    request: Request,
-    subscription_id: RowId,
-    authorization: Authorization = "",
-    idempotency_key: IdempotencyKey = None,
-):
-    def work(session, system, call):
-        sub = outbox.unsubscribe(session, owner(system.unit_code), subscription_id)
-        return 200, {"id": sub.id, "ended": True}
-
-    return _write(request, authorization, idempotency_key, None, work)
+docked.add_subscriptions(router, authenticate, ERRORS, owner, "办件状态")

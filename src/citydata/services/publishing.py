@@ -6,18 +6,15 @@ all."""
 
 from __future__ import annotations
 
-import tempfile
 from datetime import date
-from pathlib import Path
 
 import polars as pl
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from citydata.catalog.models import Unit
-from citydata.catalog.service import get_class, save_class
 from citydata.db.engine import Store
-from citydata.ingest.service import Report, ingest
+from citydata.ingest import own
+from citydata.ingest.service import Report
 from citydata.services.models import Case, Matter
 from citydata.services.shared import SERVICE_UNIT
 
@@ -63,31 +60,8 @@ def class_entry() -> dict:
         "base_db": "none",
         "status": "published",
         "version": 1,
-        "fields": [
-            {
-                "name": name,
-                "label": label,
-                "data_type": kind,
-                "length": length,
-                "required": name == "case_no",
-                "is_key": name == "case_no",
-                "sensitivity": "public",
-                "rules": [],
-                "enum": [],
-                "description": "",
-            }
-            for name, label, kind, length in FIELDS
-        ],
+        "fields": own.fields(FIELDS, "case_no", set(), {}),
     }
-
-
-def register(session: Session) -> bool:
-    """The class in the catalog (once); False when the service unit is not in the catalog."""
-    if session.get(Unit, SERVICE_UNIT) is None:
-        return False
-    if get_class(session, CASES_CLASS) is None:
-        save_class(session, class_entry(), create=True)
-    return True
 
 
 def snapshot(session: Session) -> pl.DataFrame:
@@ -121,19 +95,4 @@ def snapshot(session: Session) -> pl.DataFrame:
 
 def publish(store: Store, today: date | None = None) -> Report | None:
     """A snapshot of the cases as a batch of the class (replacing the last one)."""
-    with store.session() as session:
-        if not register(session):
-            return None
-        frame = snapshot(session)
-    with tempfile.TemporaryDirectory() as folder:
-        path = Path(folder) / "办件信息.csv"
-        frame.write_csv(path)
-        return ingest(
-            store,
-            path,
-            CASES_CLASS,
-            SERVICE_UNIT,
-            mode="replace",
-            submitted_by="一网通办平台",
-            today=today,
-        )
+    return own.publish(store, class_entry(), snapshot, "一网通办平台", today)

@@ -1,0 +1,321 @@
+"""Pages of 一格通管 (``/grid``), for the city's staff: the queue (the 监督指挥中心 sees the whole
+city, a unit its own events), an event with its timeline, photo, place on the map and the
+actions its role allows, a report form for inspectors, the map of events over the city's own
+cells, and the assessment (综合评价)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import orjson
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import RedirectResponse, Response, StreamingResponse
+
+from citydata.grid import assessment, events, mapping, permissions, photos, service, sla
+from citydata.grid.events import TRANSITIONS, GridError, Report
+from citydata.grid.mapping import Box, MapFilter
+from citydata.web.auth import check_csrf, signed_in
+from citydata.web.render import render, use_templates
+
+router = APIRouter(include_in_schema=False)
+use_templates(__file__)
+
+
+def _now(request: Request) -> datetime:
+    return datetime.fromtimestamp(request.app.state.clock(), UTC)
+
+
+def _page(request: Request, name: str, user, status_code: int = 200, **context):
+    return render(
+        request,
+        name,
+        user,
+        status_code=status_code,
+        statuses=TRANSITIONS.labels,
+        categories=sla.categories(),
+        may_dispatch=permissions.may_dispatch(user),
+        **context,
+    )
+
+
+def _refused(request: Request, user, exc: GridError):
+    return _page(request, "grid_error.html", user, exc.status, error=str(exc))
+
+
+def _staff(request: Request, session):
+    user = signed_in(request, session)
+    if not permissions.may_see(user):
+        raise GridError("只有各单位的工作人员可以查看城市管理事件", 403, "forbidden")
+    return user
+
+
+@router.get("/grid")
+def queue(
+    request: Request, status: str = "", category: str = "", overdue: bool = False, cursor: str = ""
+):
+    with request.app.state.store.session() as session:
+        user = signed_in(request, session)
+        try:
+            _staff(request, session)
+            unit = None if permissions.may_dispatch(user) else user.unit_code
+            wanted = service.QueueFilter((status[:12],) if status else (), category[:8], overdue)
+            found, next_cursor = service.queue(
+                session, unit, wanted, _now(request), cursor[:200], 50
+            )
+        except GridError as exc:
+            return _refused(request, user, exc)
+        rows = [service.event_dict(session, e, _now(request)) for e in found]
+        return _page(
+            request,
+            "grid_queue.html",
+            user,
+            rows=rows,
+            next_cursor=next_cursor,
+            status=status,
+            category=category,
+            overdue=overdue,
+            unit=unit,
+        )
+
+
+@router.get("/grid/events/{event_no}")
+def event_page(request: Request, event_no: str, error: str = ""):
+    with request.app.state.store.session() as session:
+        user = signed_in(request, session)
+        try:
+            _staff(request, session)
+            event = events.by_no(session, event_no[:24])
+        except GridError as exc:
+            return _refused(request, user, exc)
+        shown = service.event_dict(session, event, _now(request), full=True)
+        margin = 0.01
+        box = Box(
+            event.longitude - margin,
+            event.latitude - margin * 0.8,
+            event.longitude + margin,
+            event.latitude + margin * 0.8,
+        )
+        drawing = mapping.draw(session, box, MapFilter(), _now(request), service.division_names())
+        return _page(
+            request,
+            "grid_event.html",
+            user,
+            event=shown,
+            has_photo=bool(event.photo_key),
+            drawing=drawing,
+            focus=event.event_no,
+            may_handle=permissions.may_handle(user, event.unit_code),
+            may_inspect=permissions.may_inspect(user),
+            units=service.unit_names(session),
+            error=error[:200],
+        )
+
+
+@router.post("/grid/events/{event_no}/act")
+def act(
+    request: Request,
+    event_no: str,
+    action: str = Form(""),
+    note: str = Form(""),
+    category: str = Form(""),
+    unit: str = Form(""),
+    csrf: str = Form(""),
+):
+    check_csrf(request, csrf)
+    with request.app.state.store.session() as session:
+        user = signed_in(request, session)
+        try:
+            event = events.by_no(session, event_no[:24])
+            service.act(
+                session,
+                user,
+                event,
+                action[:20],
+                _now(request),
+                note[:2000],
+                category[:8] or None,
+                unit[:32] or None,
+            )
+        except GridError as exc:
+            session.rollback()
+            return _refused(request, user, exc)
+    return RedirectResponse(f"/grid/events/{event_no}", status_code=303)
+
+
+@router.get("/grid/events/{event_no}/photo")
+def photo(request: Request, event_no: str):
+    with request.app.state.store.session() as session:
+        user = signed_in(request, session)
+        try:
+            _staff(request, session)
+            event = events.by_no(session, event_no[:24])
+        except GridError as exc:
+            return _refused(request, user, exc)
+        if not event.photo_key:
+            return _refused(request, user, GridError("该事件没有照片", 404, "no_photo"))
+        key = event.photo_key
+    file = photos.storage(request.app.state.settings.data_dir).open(key)
+    head = file.read(8)
+    file.seek(0)
+    kind = "image/png" if head.startswith(b"\x89PNG") else "image/jpeg"
+    return StreamingResponse(file, media_type=kind)
+
+
+@router.get("/grid/report")
+def report_form(request: Request):
+    with request.app.state.store.session() as session:
+        user = signed_in(request, session)
+        return _page(request, "grid_report.html", user, error=None, given={})
+
+
+@router.post("/grid/report")
+def report(
+    request: Request,
+    description: str = Form(""),
+    longitude: str = Form(""),
+    latitude: str = Form(""),
+    category: str = Form(""),
+    address: str = Form(""),
+    csrf: str = Form(""),
+):
+    check_csrf(request, csrf)
+    given = {"description": description, "longitude": longitude, "latitude": latitude}
+    given |= {"category": category, "address": address}
+    with request.app.state.store.session() as session:
+        user = signed_in(request, session)
+        try:
+            if not permissions.may_inspect(user):
+                raise GridError("只有监督员可以在此上报", 403, "forbidden")
+            try:
+                lon, lat = float(longitude), float(latitude)
+            except ValueError:
+                raise GridError("经纬度须为数值", 400, "bad_location") from None
+            event = events.report(
+                session,
+                request.app.state.keys,
+                Report(
+                    description[:2000],
+                    lon,
+                    lat,
+                    category[:8] or None,
+                    "inspector",
+                    "page",
+                    address[:200],
+                    reporter_name=user.display_name or user.username,
+                ),
+                user.display_name or user.username,
+                _now(request),
+            )
+        except GridError as exc:
+            session.rollback()
+            return _page(request, "grid_report.html", user, exc.status, error=str(exc), given=given)
+        number = event.event_no
+    return RedirectResponse(f"/grid/events/{number}", status_code=303)
+
+
+def _filter(
+    category: str, status: str, unit: str, since: str, until: str, overdue: bool
+) -> MapFilter:
+    def day(text: str) -> datetime | None:
+        if not text:
+            return None
+        try:
+            return datetime.fromisoformat(text[:10]).replace(tzinfo=UTC)
+        except ValueError:
+            raise GridError(f"日期「{text[:20]}」须形如 2026-01-31", 400, "bad_date") from None
+
+    return MapFilter(
+        tuple(c for c in category.split(",") if c)[:50],
+        tuple(s for s in status.split(",") if s)[:20],
+        unit[:32],
+        day(since),
+        day(until),
+        overdue,
+    )
+
+
+@router.get("/grid/map")
+def map_page(
+    request: Request,
+    category: str = "",
+    status: str = "open",
+    unit: str = "",
+    since: str = "",
+    until: str = "",
+    overdue: bool = False,
+    bbox: str = "",
+):
+    with request.app.state.store.session() as session:
+        user = signed_in(request, session)
+        try:
+            _staff(request, session)
+            wanted = _filter(category, status, unit, since, until, overdue)
+            box = Box.parse(bbox[:100]) if bbox else None
+            drawing = mapping.draw(session, box, wanted, _now(request), service.division_names())
+        except GridError as exc:
+            return _refused(request, user, exc)
+        return _page(
+            request,
+            "grid_map.html",
+            user,
+            drawing=drawing,
+            focus="",
+            f={"category": category, "status": status, "unit": unit, "since": since}
+            | {"until": until, "overdue": overdue, "bbox": bbox},
+            units=service.unit_names(session),
+        )
+
+
+@router.get("/grid/map.geojson")
+def map_geojson(
+    request: Request,
+    bbox: str,
+    category: str = "",
+    status: str = "",
+    unit: str = "",
+    since: str = "",
+    until: str = "",
+    overdue: bool = False,
+):
+    """GeoJSON of the events in a box (for any map client), filtered in SQL."""
+    with request.app.state.store.session() as session:
+        try:
+            _staff(request, session)
+            found = mapping.events_geojson(
+                session,
+                Box.parse(bbox[:100]),
+                _filter(category, status, unit, since, until, overdue),
+                _now(request),
+            )
+        except GridError as exc:
+            body = {"detail": str(exc)}
+            return Response(orjson.dumps(body), exc.status, media_type="application/json")
+    return Response(orjson.dumps(found), media_type="application/geo+json")
+
+
+@router.get("/grid/assessment")
+def assessment_page(request: Request, by: str = "division", since: str = "", until: str = ""):
+    with request.app.state.store.session() as session:
+        user = signed_in(request, session)
+        try:
+            _staff(request, session)
+            dimension = by if by in assessment.DIMENSIONS else "division"
+            window = _filter("", "", "", since, until, False)
+            table = assessment.assess(
+                assessment.frame(session, window.since, window.until), [dimension]
+            )
+        except GridError as exc:
+            return _refused(request, user, exc)
+        names = service.unit_names(session) | service.division_names()
+        return _page(
+            request,
+            "grid_assessment.html",
+            user,
+            rows=table.to_dicts(),
+            by=dimension,
+            dimensions=assessment.DIMENSIONS,
+            rates=assessment.RATES,
+            names=names,
+            since=since,
+            until=until,
+        )
