@@ -151,7 +151,8 @@ def list_requests(
             numbers = [n.strip() for n in service_request_id.split(",") if n.strip()][:LIST_MAX]
             query = query.where(Event.event_no.in_(numbers))
         else:
-            end = open311.parse_w3(end_date, "end_date") if end_date else datetime.now(UTC)
+            now = datetime.fromtimestamp(request.app.state.clock(), UTC)
+            end = open311.parse_w3(end_date, "end_date") if end_date else now
             start = open311.parse_w3(start_date, "start_date") if start_date else end - SPAN
             if end - start > SPAN or end < start:
                 raise GridError("start_date 与 end_date 之间至多 90 天", 400, "bad_date")
@@ -264,6 +265,7 @@ async def post_request(request: Request, fmt: Format):
         media = form.get("media")
         data_dir = request.app.state.settings.data_dir
         ip = client_ip(request)
+        now = datetime.fromtimestamp(request.app.state.clock(), UTC)
 
         def work() -> Event:
             with request.app.state.store.session() as session:
@@ -288,7 +290,7 @@ async def post_request(request: Request, fmt: Format):
                 )
                 try:
                     return events.report(
-                        session, request.app.state.keys, given, f"Open311：{client.name}"
+                        session, request.app.state.keys, given, f"Open311：{client.name}", now
                     )
                 except GridError:
                     if photo:
