@@ -220,7 +220,8 @@ def _filter(
         if not text:
             return None
         try:
-            return datetime.fromisoformat(text[:10]).replace(tzinfo=UTC)
+            # a day in Changsha begins at 00:00 Beijing time
+            return datetime.fromisoformat(text[:10]).replace(tzinfo=UTC) - sla.BEIJING
         except ValueError:
             raise GridError(f"日期「{text[:20]}」须形如 2026-01-31", 400, "bad_date") from None
 

@@ -5,7 +5,7 @@ checks, and a docked system's moves on the events of its own unit."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timezone
 from typing import Any
 
 from sqlalchemy import func, select
@@ -98,10 +98,15 @@ def event_dict(
     return out
 
 
+BEIJING_ZONE = timezone(sla.BEIJING)
+
+
 def _iso(moment: datetime | None) -> str | None:
+    """Beijing time with its offset: the pages show the city's wall clock, machines get the instant."""
     if moment is None:
         return None
-    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).isoformat()
+    aware = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    return aware.astimezone(BEIJING_ZONE).isoformat()
 
 
 def _no(session: Session, event_id: int | None) -> str | None:
