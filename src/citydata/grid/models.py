@@ -50,7 +50,8 @@ class Event(Base):
 
     __tablename__ = "grid_events"
     __table_args__ = (
-        Index("ix_grid_events_map", "longitude", "latitude", "status"),
+        # covering the map's box, status and clusters: counted and grouped from the index alone
+        Index("ix_grid_events_map", "longitude", "latitude", "status", "grid_code", "due_at"),
         Index("ix_grid_events_queue", "unit_code", "status", "due_at", "id"),
         Index("ix_grid_events_near", "category", "latitude", "longitude"),
     )

@@ -121,7 +121,9 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_grid_events_division"), ["division"], unique=False)
         batch_op.create_index(batch_op.f("ix_grid_events_grid_code"), ["grid_code"], unique=False)
         batch_op.create_index(
-            "ix_grid_events_map", ["longitude", "latitude", "status"], unique=False
+            "ix_grid_events_map",
+            ["longitude", "latitude", "status", "grid_code", "due_at"],
+            unique=False,
         )
         batch_op.create_index(
             "ix_grid_events_near", ["category", "latitude", "longitude"], unique=False
