@@ -29,6 +29,8 @@ import time
 from datetime import date, timedelta
 from pathlib import Path
 
+from scratch import scratch_database  # bench/scratch.py, beside this script
+
 ROOT = Path(__file__).resolve().parents[1]
 UNIT = "csga"
 
@@ -365,17 +367,7 @@ SCRATCH = "citydata_bench_services"
 
 
 def _scratch(url: str, create: bool) -> str:
-    """A database of its own on the server at ``url``, made (or dropped) for the run."""
-    from sqlalchemy import create_engine, text
-    from sqlalchemy.engine import make_url
-
-    engine = create_engine(url, isolation_level="AUTOCOMMIT")
-    with engine.connect() as conn:
-        conn.execute(text(f"DROP DATABASE IF EXISTS {SCRATCH} WITH (FORCE)"))
-        if create:
-            conn.execute(text(f"CREATE DATABASE {SCRATCH}"))
-    engine.dispose()
-    return make_url(url).set(database=SCRATCH).render_as_string(hide_password=False)
+    return scratch_database(url, SCRATCH, create)
 
 
 def main() -> None:

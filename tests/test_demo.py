@@ -304,8 +304,9 @@ def test_the_service_figures_equal_the_truth_of_the_generated_cases(city, env):
 
 
 def test_the_grid_assessment_equals_the_truth_of_the_generated_events(city, env):
-    """The generator counts 立案数, 按期处置率, 结案率 and 返工率 per district from its own arrays
-    (deadlines on the working-hours clock); the platform computes them from the loaded events.
+    """The generator counts 立案数, 按期处置率, 结案率 and 返工率 per cell from its own arrays
+    (deadlines on the working-hours clock); the platform computes them from the loaded events per
+    district, street and community (a street's name is its district's, a community's its street's).
     The classifier, trained at load on the registered citizens' reports, beats the keywords."""
     from typer.testing import CliRunner
 
@@ -322,9 +323,6 @@ def test_the_grid_assessment_equals_the_truth_of_the_generated_events(city, env)
     events, unplaced = int(found.group(2)), int(found.group(3))
     assert events + unplaced == manifest["grid"]["events"]
     assert float(found.group(4)) >= 0.9 and float(found.group(4)) > float(found.group(5)) + 0.1
-    result = CliRunner().invoke(app, ["grid", "assess", "--by", "division", "--json"])
-    assert result.exit_code == 0, result.output
-    computed = {r["division"]: r for r in json.loads(result.output)}
     # the truth counts per cell; a cell a planted error kept out of the spatial base holds no
     # events (they are reported as unplaced), so the expected figures sum the cells loaded
     from sqlalchemy import func, select
@@ -345,19 +343,45 @@ def test_the_grid_assessment_equals_the_truth_of_the_generated_events(city, env)
         point = ((box.min_x + box.max_x) / 2, (box.min_y + box.max_y) / 2)
         fresh = report(session, Keys(("k",)), Report("路灯不亮", *point, "B0201"), "测试")
         assert fresh.id > session.scalar(select(func.max(Event.id)).where(Event.id != fresh.id))
+        # sensors and inspectors name components by their 16-digit 部件标识码, which says the
+        # component's category; the components are the city-component base's
+        from citydata.bases.models import Master
+
+        named = session.execute(
+            select(Event.component_id, Event.category).where(Event.component_id.is_not(None))
+        ).all()
+        assert len(named) > 50
+        assert all(len(c) == 16 and category == f"B{c[6:10]}" for c, category in named)
+        in_base = set(session.scalars(select(Master.key).where(Master.base == "city_component")))
+        missing = {c for c, _ in named} - in_base
+    # a component missing from the base is one whose row a planted error kept out
+    planted = pl.read_parquet(directory / "truth/errors.parquet").filter(
+        pl.col("class_code") == "101004/00001"
+    )
+    assert len(missing) <= planted.height
     assert unplaced < 0.1 * manifest["grid"]["events"]
     by_cell = json.loads((directory / "truth/grid.json").read_text())["by_cell"]
-    expected: dict[str, dict[str, int]] = {}
-    for code, counts in by_cell.items():
-        if code in known:
-            total = expected.setdefault(counts["division"], dict.fromkeys(counts, 0))
-            for name, value in counts.items():
-                if name != "division":
-                    total[name] += value
-    assert set(computed) == set(expected)
-    for division, want in expected.items():
-        got = computed[division]
-        assert got["registered"] == want["registered"], division
-        assert got["on_time_rate"] == pytest.approx(want["on_time"] / want["handled"], abs=1e-4)
-        assert got["closed_rate"] == pytest.approx(want["closed"] / want["registered"], abs=1e-4)
-        assert got["rework_rate"] == pytest.approx(want["reworked"] / want["handled"], abs=1e-4)
+    places, scopes = ("division", "street", "community"), 0
+    for by, keys in (("division", 1), ("street", 2), ("community", 3)):
+        result = CliRunner().invoke(app, ["grid", "assess", "--by", by, "--json"])
+        assert result.exit_code == 0, result.output
+        computed = {tuple(r[k] for k in places[:keys]): r for r in json.loads(result.output)}
+        expected: dict[tuple, dict[str, int]] = {}
+        for code, counts in by_cell.items():
+            if code in known:
+                scope = tuple(counts[k] for k in places[:keys])
+                total = expected.setdefault(scope, {})
+                for name, value in counts.items():
+                    if name not in places:
+                        total[name] = total.get(name, 0) + value
+        assert len(expected) > scopes  # each level finer than the last
+        scopes = len(expected)
+        assert set(computed) == set(expected), by
+        for scope, want in expected.items():
+            got = computed[scope]
+            assert got["registered"] == want["registered"], scope
+            assert got["on_time_rate"] == pytest.approx(want["on_time"] / want["handled"], abs=1e-4)
+            assert got["closed_rate"] == pytest.approx(
+                want["closed"] / want["registered"], abs=1e-4
+            )
+            assert got["rework_rate"] == pytest.approx(want["reworked"] / want["handled"], abs=1e-4)

@@ -14,10 +14,11 @@ import numpy as np
 import pytest
 from sqlalchemy import func, select
 
+from citydata.bases.models import Master
 from citydata.catalog.service import import_catalog
 from citydata.grid import assessment, classify, events, mapping, open311, routing, sla
 from citydata.grid import service as grid
-from citydata.grid.cells import Grid, PostgisGrid, fill_geometry, locator
+from citydata.grid.cells import Grid, PostgisGrid, cell_of, fill_geometry, locator
 from citydata.grid.events import GridError, Report
 from citydata.grid.models import Cell, Event, Reporter, Routing, Step
 from citydata.keys import Keys
@@ -35,6 +36,11 @@ CELLS = [
     ("43010400001", "岳麓区第1网格", "430104", 112.90, 28.18),
 ]
 SPOT = (112.985, 28.185)  # inside the first cell
+WITHIN = {  # each cell's street and community
+    "43010200001": ("定王台街道", "西湖社区"),
+    "43010200002": ("定王台街道", "东园社区"),
+    "43010400001": ("橘子洲街道", "湘江社区"),
+}
 
 
 def local(*args) -> datetime:
@@ -52,9 +58,9 @@ def cells(store, demo_catalog):
         import_catalog(session, demo_catalog)
         for code, name, division, x, y in CELLS:
             box = {"min_x": x, "min_y": y, "max_x": x + 0.01, "max_y": y + 0.01}
-            session.add(
-                Cell(grid_code=code, name=name, division=division, boundary=_wkt(x, y), **box)
-            )
+            street, community = WITHIN[code]
+            place = {"division": division, "street": street, "community": community}
+            session.add(Cell(grid_code=code, name=name, boundary=_wkt(x, y), **place, **box))
         session.flush()
         fill_geometry(session)
     return store
@@ -125,6 +131,44 @@ def test_postgis_and_the_tree_place_points_alike_and_a_border_goes_to_the_smalle
             assert used.locate(lon, lat).equals(tree)
         else:
             assert isinstance(used, Grid)
+
+
+def test_the_cells_tree_is_kept_until_the_cells_change(cells):
+    if store_is_postgres(cells):
+        pytest.skip("PostgreSQL places points with PostGIS, no tree in memory")
+    outside_first = (112.975, 28.185)  # west of 芙蓉区's first cell, in no cell yet
+    with cells.session() as session:
+        first = locator(session)
+        assert locator(session) is first  # not rebuilt for the next report
+        assert cell_of(first, *outside_first) is None
+    with cells.session() as session:  # another process widens the first cell westwards
+        cell = session.get(Cell, "43010200001")
+        cell.boundary = cell.boundary.replace("112.98 ", "112.97 ")
+        cell.min_x = 112.97
+    with cells.session() as session:
+        moved = locator(session)
+        assert moved is not first
+        assert cell_of(moved, *outside_first) == ("43010200001", "430102")
+
+
+def test_a_report_naming_a_component_takes_its_category_and_a_wrong_one_changes_nothing(cells):
+    lamp = "430102" + "0201" + "000007"  # 芙蓉区, 道路交通类 路灯, serial 7
+    with cells.session() as session:
+        session.add(Master(base="city_component", key=lamp, record={"component_id": lamp}))
+    with cells.session() as session:  # the sensor on the lamp says which lamp, not what it is
+        event = _report(session, None, description="", component_id=lamp, source="sensor")
+        assert (event.category, event.component_id) == ("B0201", lamp)
+    refused = {
+        "component_mismatch": {"category": "B0101", "component_id": lamp},  # a cover?
+        "unknown_component": {"category": "B0201", "component_id": lamp[:-1] + "8"},
+        "bad_component": {"category": None, "component_id": "430102" + "0199" + "000001"},
+    }
+    for code, given in refused.items():
+        with cells.session() as session, pytest.raises(GridError) as caught:
+            _report(session, **given)
+        assert caught.value.code == code, given
+    with cells.session() as session:
+        assert session.scalar(select(func.count()).select_from(Event)) == 1
 
 
 def store_is_postgres(store) -> bool:
@@ -486,6 +530,18 @@ def test_the_map_filters_in_sql_and_the_assessment_counts_from_events(cells):
         assert by["430102"]["closed_rate"] == 1.0 and by["430102"]["rework_rate"] == 0.0
         assert by["430104"]["on_time_rate"] == 0.0 and by["430104"]["rework_rate"] == 1.0
         assert by["430104"]["closed_rate"] == 0.0
+        # a street is named within its district, a community within its street
+        streets = assessment.assess(assessment.frame(session), ["street"]).to_dicts()
+        names = {"430102": "芙蓉区", "430104": "岳麓区"}
+        assert [(assessment.label(r, "street", names), r["registered"]) for r in streets] == [
+            ("芙蓉区 定王台街道", 1),
+            ("岳麓区 橘子洲街道", 1),
+        ]
+        communities = assessment.assess(assessment.frame(session), ["community"]).to_dicts()
+        assert [assessment.label(r, "community", names) for r in communities] == [
+            "芙蓉区 定王台街道 西湖社区",
+            "岳麓区 橘子洲街道 湘江社区",
+        ]
 
 
 def test_the_pages_show_queue_event_map_and_assessment_to_staff_only(cells, client):
@@ -501,9 +557,44 @@ def test_the_pages_show_queue_event_map_and_assessment_to_staff_only(cells, clie
     assert queue.status_code == 200 and number in queue.text and "暴露垃圾" in queue.text
     page = client.get(f"/grid/events/{number}")
     assert page.status_code == 200 and "信息收集" in page.text and "<svg" in page.text
-    drawn = client.get("/grid/map")
-    assert drawn.status_code == 200 and drawn.text.count("<circle") == 1 and "芙蓉区" in drawn.text
+    assert "定王台街道西湖社区" in page.text
+    drawn = client.get("/grid/map", params={"category": "E0102", "overdue": "true"})
+    assert drawn.status_code == 200 and 'id="gridmap"' in drawn.text
+    assert "category=E0102&amp;status=open&amp;overdue=true" in drawn.text  # for its script
+    assert client.get("/static/vendor/echarts/echarts.min.js").status_code == 200
+    assert "registerMap" in client.get("/static/grid/gridmap.js").text
+    assert client.get("/grid/map", params={"bbox": "1,2"}).status_code == 400
+    cells_ = client.get("/grid/cells.geojson").json()["features"]
+    assert [c["properties"]["street"] for c in cells_] == [w[0] for w in WITHIN.values()]
+    districts = client.get("/grid/districts.geojson").json()["features"]
+    assert [(d["properties"]["name"], d["geometry"]["type"]) for d in districts] == [
+        ("芙蓉区", "Polygon"),  # its two cells as one outline
+        ("岳麓区", "Polygon"),
+    ]
     geo = client.get("/grid/map.geojson", params={"bbox": "112.8,28.1,113.1,28.3"})
     assert geo.json()["features"][0]["properties"]["event_no"] == number
     assert client.get("/grid/map.geojson", params={"bbox": "x"}).status_code == 400
     assert client.get("/grid/assessment").status_code == 200
+
+
+def test_every_grid_page_text_has_its_english(cells, client):
+    """Chinese first, English a setting: each text the grid's pages translate has an entry."""
+    from pathlib import Path
+
+    from citydata.web.i18n import EN
+
+    folder = Path(events.__file__).parent / "templates"
+    said = {m for f in folder.glob("*.html") for m in re.findall(r't\("([^"]+)"\)', f.read_text())}
+    labels = [*events.TRANSITIONS.labels.values(), *sla.STAGE_NAMES.values()]
+    labels += [
+        *events.SOURCES.values(),
+        *assessment.DIMENSIONS.values(),
+        *assessment.RATES.values(),
+    ]
+    assert len(said) > 50 and sorted((said | set(labels)) - set(EN)) == []
+    make_user(cells, "centre", "consumer", "cscg")
+    csrf = re.search(r'name="csrf" value="([^"]+)"', client.get("/login").text).group(1)
+    client.post("/login", data={"username": "centre", "password": "password123", "csrf": csrf})
+    client.get("/lang/en")
+    page = client.get("/grid/assessment", params={"by": "street"}).text
+    assert "Assessment" in page and "On-time rate" in page and "综合评价" not in page

@@ -120,8 +120,19 @@ def test_an_open311_report_from_classification_to_the_map(cells, live_server, tm
         centre.screenshot(path=str(shots / "grid-event.png"), full_page=True)
 
         centre.goto(f"{base}/grid/map?status=closed")
-        assert centre.locator("svg circle").count() == 1
+        centre.wait_for_selector("#gridmap[data-state=ready]")
+        assert centre.get_attribute("#gridmap", "data-points") == "1"
+        assert centre.inner_text("#gridmap-count") == "1 个事件"
         centre.screenshot(path=str(shots / "grid-map.png"), full_page=True)
+        # the point is drawn where the event is: clicking it opens the event
+        x, y = centre.evaluate(
+            "([lon, lat]) => echarts.getInstanceByDom(document.getElementById('gridmap'))"
+            ".convertToPixel({geoIndex: 0}, [lon, lat])",
+            [SPOT[0], SPOT[1]],
+        )
+        frame = centre.locator("#gridmap").bounding_box()
+        centre.mouse.click(frame["x"] + x, frame["y"] + y)
+        centre.wait_for_url(f"**/grid/events/{first}")
         centre.goto(f"{base}/grid/assessment")
         row = centre.locator("#assessment tbody tr", has_text="芙蓉区")
         assert row.locator(".registered").inner_text() == "1"

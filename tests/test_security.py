@@ -885,6 +885,28 @@ def test_pages_send_security_headers_and_run_no_inline_script(store, app):
             assert page.headers["referrer-policy"] == "same-origin"
             assert not re.search(r"<script(?![^>]*\bsrc=)[^>]*>", page.text), path
             assert not re.search(r"\son[a-z]+=", page.text), path
+            # nor a style attribute: the policy would drop it and the page would draw wrong
+            assert not re.search(r"\sstyle=", page.text), path
+    import citydata
+
+    templates = Path(citydata.__file__).parent.rglob("templates/*.html")
+    styled = [t.name for t in templates if re.search(r"\sstyle=", t.read_text())]
+    assert styled == []
+
+
+def test_the_api_reference_loads_nothing_from_outside(store, app):
+    """An offline city network: /docs takes Swagger UI from our /static, and its policy names
+    no other host a script, style or image could come from."""
+    with TestClient(app) as client:
+        page = client.get("/docs")
+        assert page.status_code == 200
+        policy = page.headers["content-security-policy"]
+        assert "http" not in policy and "frame-ancestors 'none'" in policy
+        sources = re.findall(r'(?:src|href)="([^"]+)"', page.text)
+        assert sources and all(s.startswith("/static/vendor/swagger-ui/") for s in sources)
+        for source in sources:
+            assert client.get(source).status_code == 200, source
+        assert client.get("/redoc").status_code == 404  # it would need a CDN
 
 
 def test_cookie_authorised_api_writes_need_the_csrf_token_or_our_origin(store, sample_catalog, app):

@@ -129,6 +129,8 @@ def create_app(
         version=__version__,
         description="政务数据归集、校验、基础库融合与共享开放平台 API",
         lifespan=_lifespan,
+        docs_url=None,  # web/routes.py serves /docs from /static: no CDN
+        redoc_url=None,
     )
     app.state.store = store
     app.state.settings = settings
@@ -141,6 +143,8 @@ def create_app(
     app.state.open_limiter = MinuteWindows()  # anonymous open-data calls per IP address
     app.add_middleware(Sessions, keys=installation_keys, trusted_proxies=settings.trusted_proxies)
     app.add_middleware(SecurityHeaders, trusted_proxies=settings.trusted_proxies)
+    # a domain's own scripts beside its templates, before the toolkit's folder that holds the rest
+    app.mount("/static/grid", StaticFiles(directory=str(grid_pages.STATIC)), name="grid_static")
     app.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
     for router in ROUTERS:
         app.include_router(router)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import atexit
 import gc
+import json
+from pathlib import Path
 
 import typer
 
@@ -13,9 +15,12 @@ from citydata.bases.cli import base_app, resolve_cmd, theme_app
 from citydata.catalog.cli import catalog_app, unit_app
 from citydata.cli_common import fail, out, store
 from citydata.config import Settings
-from citydata.demo.cli import demo_app
+from citydata.demo.cli import DEFAULT_DIR, demo_app, generate_cmd, load_cmd
+from citydata.grid.cli import grid_app
 from citydata.ingest.cli import batch_app, ingest_cmd, quality_cmd
 from citydata.match.cli import match_cmd
+from citydata.services.cli import services_app
+from citydata.services.identity import rekey
 from citydata.share.cli import audit_app, share_app
 from citydata.share.webhooks import reencrypt_secrets
 
@@ -42,13 +47,15 @@ app.add_typer(base_app, name="base")
 app.add_typer(theme_app, name="theme")
 app.add_typer(share_app, name="share")
 app.add_typer(audit_app, name="audit")
+app.add_typer(services_app, name="services")
+app.add_typer(grid_app, name="grid")
 
 
 @app.command()
 def init() -> None:
     """Create or upgrade the schema and the first administrator. Safe to run again."""
     from citydata.accounts.service import AccountError, ensure_admin
-    from citydata.db.migrate import upgrade
+    from citydata.migrations import upgrade
 
     db = store()
     before, after = upgrade(db.engine)
@@ -80,11 +87,11 @@ def rotate_keys() -> None:
     every stored secret is encrypted again under the new key."""
     settings = Settings.from_env()
     try:
-        _, after = keys.rotate(settings)
+        before, after = keys.rotate(settings)
     except ValueError as exc:
         fail(str(exc))
     with store().session() as session:
-        changed = reencrypt_secrets(session, after)
+        changed = reencrypt_secrets(session, after) + rekey(session, before, after)
     out.print(
         f"已轮换密钥（{settings.keys_path}，保留 {len(after.keys)} 把），重新加密 {changed} 个保存的秘密",
         highlight=False,
@@ -99,11 +106,34 @@ def serve(
     """Serve the platform's pages and API."""
     import uvicorn
 
-    from citydata.web.app import create_app
+    from citydata.app import create_app
 
     # The client's address is ours to work out (citydata.web.client): uvicorn must not take
     # X-Forwarded-For from anyone, which it does by default for requests from 127.0.0.1.
     uvicorn.run(create_app(), host=host, port=port, log_level="info", proxy_headers=False)
+
+
+# The main job spans every domain, so it is wired here rather than in demo/.
+@demo_app.command("run")
+def demo_run(
+    directory: Path = typer.Option(DEFAULT_DIR, "--dir"),
+    people: int = typer.Option(20_000, "--people", min=100),
+    host: str = typer.Option("127.0.0.1", "--host"),
+    port: int = typer.Option(8000, "--port"),
+) -> None:
+    """The main job: generate the city (if absent), init, load and serve it."""
+    if not (directory / "manifest.json").exists():
+        generate_cmd(directory, people, 2020, "default")
+    elif json.loads((directory / "manifest.json").read_text())["people"] != people:
+        fail(f"{directory} 已有另一规模的演示城市；删除它或用 --dir 指定新目录")
+    init()
+    load_cmd(directory, True)
+    out.print(
+        f"演示城市已就绪：http://{host}:{port}/  开放数据门户 http://{host}:{port}/open"
+        f"  （数据库 {Settings.from_env().database_url}）",
+        highlight=False,
+    )
+    serve(host, port)
 
 
 if __name__ == "__main__":

@@ -64,6 +64,25 @@ COMMUNITIES = [
     "黎托",
     "星城",
 ]
+# Two streets per district (real names), each with two communities: the grid cells lie within
+# one community, the service halls are one per street and one per street's first community.
+STREETS: dict[str, list[tuple[str, list[str]]]] = {
+    code: [
+        (street, [COMMUNITIES[(int(code) + i + k * 7) % len(COMMUNITIES)] + "社区" for k in (0, 1)])
+        for i, street in enumerate(names, start=1)
+    ]
+    for code, names in {
+        "430102": ["定王台街道", "文艺路街道"],
+        "430103": ["坡子街街道", "城南路街道"],
+        "430104": ["橘子洲街道", "望月湖街道"],
+        "430105": ["四方坪街道", "东风路街道"],
+        "430111": ["侯家塘街道", "左家塘街道"],
+        "430112": ["高塘岭街道", "白沙洲街道"],
+        "430121": ["星沙街道", "泉塘街道"],
+        "430181": ["淮川街道", "集里街道"],
+        "430182": ["玉潭街道", "白马桥街道"],
+    }.items()
+}
 ETHNICITIES = [
     ("汉族", 0.955),
     ("土家族", 0.012),

@@ -480,7 +480,7 @@ def generate(
         person_sources(city, rng)
         + legal_sources(companies, rng)
         + housing_sources(homes, rng)
-        + place_sources(people, rng)
+        + place_sources(people, rng, seed)
         + register_sources(companies, people, rng)
     )
 

@@ -21,7 +21,7 @@ import polars as pl
 
 from citydata.db.base import advance_sequences
 from citydata.demo.people import REFERENCE_DAY, phones, pick
-from citydata.demo.sources.places import grid_cells, points_in_cells
+from citydata.demo.sources.places import components, grid_cells, points_in_cells
 from citydata.grid import sla
 
 NOW = datetime.combine(REFERENCE_DAY, time(18, 0), UTC)  # the demo city's "now"
@@ -221,6 +221,12 @@ def generate(out: Path, people_count: int, seed: int) -> dict[str, int]:
     n = max(2000, people_count // 10)
     cells = grid_cells(people_count)
     places = points_in_cells(cells, n, rng)
+    # the city's components by category: a sensor on a component, and most inspectors standing
+    # at one, report it by its 部件标识码 from where it stands; citizens never know the code
+    inventory = {
+        code: group.select("component_id", "longitude", "latitude").rows()
+        for (code,), group in components(people_count, seed).group_by("category")
+    }
     codes = [c for c in sla.categories() if c != "E0601"]
     truth = pick(rng, codes, n)
     sources = pick(rng, SOURCES[0], n, SOURCES[1])
@@ -267,6 +273,11 @@ def generate(out: Path, people_count: int, seed: int) -> dict[str, int]:
             lat = original["latitude"] + rng.uniform(-0.0002, 0.0002)
         else:
             lon, lat = places["longitude"][i], places["latitude"][i]
+        component = None
+        at_component = source == "sensor" or (source == "inspector" and rng.random() < 0.7)
+        if duplicate_of[i] < 0 and code in inventory and at_component:
+            component, lon, lat = inventory[code][int(rng.integers(0, len(inventory[code])))]
+            lon, lat = lon + rng.uniform(-5e-5, 5e-5), lat + rng.uniform(-5e-5, 5e-5)
         if duplicate_of[i] < 0 and fate[i] > 0.97:
             history.append(("voided", t0 + timedelta(minutes=30), "经核实不属于城市管理问题", None))
         elif duplicate_of[i] < 0:
@@ -310,7 +321,9 @@ def generate(out: Path, people_count: int, seed: int) -> dict[str, int]:
                 "reported_at": t0,
                 "open_until": open_until,
                 "duplicate_of": int(duplicate_of[i]) + 1 if duplicate_of[i] >= 0 else None,
-                "chosen": code if rng.random() > 0.15 else str(pick(rng, codes, 1)[0]),
+                "component_id": component,
+                # the app's category: the component's code says it; people pick, often wrongly
+                "chosen": code if component or rng.random() > 0.15 else str(pick(rng, codes, 1)[0]),
                 # the 监督指挥中心 registers the true category (a repeat keeps its original's)
                 "registered_as": code
                 if duplicate_of[i] >= 0 or any(h[0] == "registered" for h in history)
@@ -342,7 +355,8 @@ def generate(out: Path, people_count: int, seed: int) -> dict[str, int]:
 def assessment_truth(
     events: pl.DataFrame, steps: pl.DataFrame, cells: pl.DataFrame
 ) -> dict[str, Any]:
-    """By district, from the generator's arrays: 立案数, 按期处置率, 结案率, 返工率."""
+    """Per cell (with its district, street and community), from the generator's arrays: 立案数,
+    按期处置率, 结案率, 返工率."""
     per_event = steps.group_by("event_id").agg(
         registered=(pl.col("status") == "registered").any(),
         closed=(pl.col("status") == "closed").any(),
@@ -371,7 +385,7 @@ def assessment_truth(
     )
     located = events.select(pl.col("id").alias("event_id"), "longitude", "latitude")
     table = per_event.join(_cells_of(located, cells), on="event_id").filter(pl.col("registered"))
-    counts = table.group_by("grid_code", "division").agg(
+    counts = table.group_by("grid_code", "division", "street", "community").agg(
         registered=pl.len(),
         handled=pl.col("handled").sum(),
         on_time=(pl.col("handled") & ~pl.col("late").fill_null(True)).sum(),
@@ -389,8 +403,10 @@ def assessment_truth(
 
 
 def _cells_of(points: pl.DataFrame, cells: pl.DataFrame) -> pl.DataFrame:
-    """Each point's cell and district, from the lattice the cells were cut from."""
-    boxes = cells.select("grid_code", "division", "x", "y", "dx", "dy").to_dicts()
+    """Each point's cell, district, street and community, from the lattice the cells were cut
+    from."""
+    where = ["grid_code", "division", "street", "community"]
+    boxes = cells.select(*where, "x", "y", "dx", "dy").to_dicts()
     found = []
     for lon, lat in zip(points["longitude"], points["latitude"], strict=True):
         inside = (
@@ -398,11 +414,10 @@ def _cells_of(points: pl.DataFrame, cells: pl.DataFrame) -> pl.DataFrame:
             for b in boxes
             if b["x"] <= lon <= b["x"] + b["dx"] and b["y"] <= lat <= b["y"] + b["dy"]
         )
-        box = next(inside, {"grid_code": None, "division": None})
-        found.append((box["grid_code"], box["division"]))
+        box = next(inside, dict.fromkeys(where))
+        found.append([box[key] for key in where])
     return points.select("event_id").with_columns(
-        grid_code=pl.Series([f[0] for f in found], dtype=pl.String),
-        division=pl.Series([f[1] for f in found], dtype=pl.String),
+        pl.Series(key, [f[i] for f in found], dtype=pl.String) for i, key in enumerate(where)
     )
 
 
@@ -518,6 +533,7 @@ def load(store, directory: Path, keys) -> dict[str, Any]:
                     "latitude": e["latitude"],
                     "grid_code": e["grid_code"],
                     "division": e["division"],
+                    "component_id": e["component_id"],
                     "status": derived.status,
                     "unit_code": unit,
                     "duplicate_of": merged_into,

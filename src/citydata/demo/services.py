@@ -21,26 +21,13 @@ import numpy as np
 import polars as pl
 
 from citydata.db.base import advance_sequences
-from citydata.demo.city import COMMUNITIES, DISTRICTS
+from citydata.demo.city import DISTRICTS, STREETS
 from citydata.demo.people import REFERENCE_DAY
 from citydata.mechanisms.workdays import add_workdays_many
 
 POP, LEGAL, HEALTH = "101001/00000", "101002/00000", "101001/00004"
 YEAR_START = REFERENCE_DAY - timedelta(days=364)
 CASES_PER_RESIDENT = 3.0
-
-# Two streets per district, each with one community's service station: real street names.
-STREETS = {
-    "430102": ["定王台街道", "文艺路街道"],
-    "430103": ["坡子街街道", "城南路街道"],
-    "430104": ["橘子洲街道", "望月湖街道"],
-    "430105": ["四方坪街道", "东风路街道"],
-    "430111": ["侯家塘街道", "左家塘街道"],
-    "430112": ["高塘岭街道", "白沙洲街道"],
-    "430121": ["星沙街道", "泉塘街道"],
-    "430181": ["淮川街道", "集里街道"],
-    "430182": ["玉潭街道", "白马桥街道"],
-}
 
 
 def hall_units() -> list[dict]:
@@ -50,7 +37,7 @@ def hall_units() -> list[dict]:
         units.append(
             (f"zw{code}", f"{district}政务服务中心", f"{district}政务服务中心", "district")
         )
-        for i, street in enumerate(STREETS[code], start=1):
+        for i, (street, communities) in enumerate(STREETS[code], start=1):
             units.append(
                 (
                     f"jd{code}{i:03d}",
@@ -59,7 +46,7 @@ def hall_units() -> list[dict]:
                     "street",
                 )
             )
-            community = COMMUNITIES[(int(code) + i) % len(COMMUNITIES)] + "社区"
+            community = communities[0]  # the street's first community has the station
             units.append(
                 (
                     f"sq{code}{i:03d}",

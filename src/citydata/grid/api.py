@@ -5,7 +5,6 @@ found itself, and subscribes to the steps of its unit's events."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Request
@@ -16,6 +15,7 @@ from citydata.grid.events import GridError, Report
 from citydata.mechanisms import docked
 from citydata.services.docking import authenticate
 from citydata.services.shared import ServiceError
+from citydata.web import clock
 from citydata.web.errors import documented
 
 router = APIRouter(
@@ -30,10 +30,6 @@ EventNo = Annotated[str, Field(min_length=1, max_length=24, pattern=r"^[0-9]+$")
 Text = Annotated[str, Field(max_length=2000)]
 Longitude = Annotated[float, Field(ge=-180, le=180)]
 Latitude = Annotated[float, Field(ge=-90, le=90)]
-
-
-def _now(request: Request) -> datetime:
-    return datetime.fromtimestamp(request.app.state.clock(), UTC)
 
 
 def _read(request: Request, authorization: str, work):
@@ -54,7 +50,7 @@ def list_events(
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ):
     def work(session, system, call):
-        now = _now(request)
+        now = clock.now(request)
         wanted = service.QueueFilter(
             (status,) if status else ("dispatched", "handling", "rework"), "", overdue
         )
@@ -69,7 +65,9 @@ def list_events(
 def get_event(request: Request, event_no: str, authorization: Authorization = ""):
     def work(session, system, call):
         event = service.docked_event(session, system.unit_code, event_no)
-        return docked.json_response(200, service.event_dict(session, event, _now(request), True))
+        return docked.json_response(
+            200, service.event_dict(session, event, clock.now(request), True)
+        )
 
     return _read(request, authorization, work)
 
@@ -99,9 +97,9 @@ def post_step(
             body.note,
             body.longitude,
             body.latitude,
-            _now(request),
+            clock.now(request),
         )
-        return 201, service.event_dict(session, event, _now(request))
+        return 201, service.event_dict(session, event, clock.now(request))
 
     return _write(request, authorization, idempotency_key, body, work)
 
@@ -134,8 +132,8 @@ def post_report(
             component_id=body.component_id,
             reporter_name=system.name,
         )
-        event = events.report(session, call.keys, given, system.name, _now(request))
-        return 201, service.event_dict(session, event, _now(request))
+        event = events.report(session, call.keys, given, system.name, clock.now(request))
+        return 201, service.event_dict(session, event, clock.now(request))
 
     return _write(request, authorization, idempotency_key, body, work)
 

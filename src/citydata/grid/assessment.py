@@ -1,5 +1,5 @@
-"""综合评价, computed from the events only (never typed in): per district, cell or unit and
-month — 立案数, 按期处置率 (of events handled, those fed back before the handle deadline),
+"""综合评价, computed from the events only (never typed in): per district, street, community,
+cell or unit and month — 立案数, 按期处置率 (of events handled, those fed back before the handle deadline),
 结案率 (of registered events, those closed) and 返工率 (of events handled, those sent back at
 least once)."""
 
@@ -11,10 +11,19 @@ import polars as pl
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from citydata.grid.models import Event, Step
+from citydata.grid.models import Cell, Event, Step
 from citydata.grid.sla import BEIJING
 
-DIMENSIONS = {"division": "区县", "grid_code": "单元网格", "unit_code": "处置单位", "month": "月份"}
+DIMENSIONS = {
+    "division": "区县",
+    "street": "街道",
+    "community": "社区",
+    "grid_code": "单元网格",
+    "unit_code": "处置单位",
+    "month": "月份",
+}
+# A street's name is unique only within its district, a community's within its street.
+WITHIN = {"street": ["division", "street"], "community": ["division", "street", "community"]}
 RATES = {
     "on_time_rate": "按期处置率",
     "closed_rate": "结案率",
@@ -25,18 +34,25 @@ RATES = {
 def frame(
     session: Session, since: datetime | None = None, until: datetime | None = None
 ) -> pl.DataFrame:
-    """One row per registered event: where, who, when, and what became of it."""
+    """One row per registered event: where (its cell's street and community as they are now),
+    who, when, and what became of it."""
     registered = select(Step.event_id).where(Step.status == "registered")
-    query = select(
-        Event.id,
-        Event.division,
-        Event.grid_code,
-        Event.unit_code,
-        Event.reported_at,
-        Event.status,
-        Event.handled_late,
-        Event.reworks,
-    ).where(Event.id.in_(registered))
+    query = (
+        select(
+            Event.id,
+            Event.division,
+            Event.grid_code,
+            Event.unit_code,
+            Event.reported_at,
+            Event.status,
+            Event.handled_late,
+            Event.reworks,
+            Cell.street,
+            Cell.community,
+        )
+        .outerjoin(Cell, Cell.grid_code == Event.grid_code)
+        .where(Event.id.in_(registered))
+    )
     if since:
         query = query.where(Event.reported_at >= since)
     if until:
@@ -51,6 +67,8 @@ def frame(
         "status": pl.String,
         "handled_late": pl.Boolean,
         "reworks": pl.Int64,
+        "street": pl.String,
+        "community": pl.String,
     }
     events = pl.DataFrame(
         [tuple(r[:4]) + (r[4].replace(tzinfo=None),) + tuple(r[5:]) for r in rows],
@@ -68,6 +86,7 @@ def assess(events: pl.DataFrame, by: list[str]) -> pl.DataFrame:
     for dimension in by:
         if dimension not in DIMENSIONS:
             raise ValueError(f"未知的维度「{dimension}」")
+    by = list(dict.fromkeys(key for d in by for key in WITHIN.get(d, [d])))
     handled = pl.col("handled_late").is_not_null()
     summary = events.group_by(by or pl.lit("全市").alias("scope")).agg(
         registered=pl.len(),
@@ -85,3 +104,13 @@ def assess(events: pl.DataFrame, by: list[str]) -> pl.DataFrame:
 
 def _rate(part: str, whole: str) -> pl.Expr:
     return pl.when(pl.col(whole) > 0).then((pl.col(part) / pl.col(whole)).round(4))
+
+
+def label(row: dict, by: str, names: dict[str, str]) -> str:
+    """What a reader sees for a row's scope: names (区县 and unit names from ``names``), the
+    street and community after their district's."""
+    if by in WITHIN:
+        district = names.get(row["division"] or "", row["division"] or "—")
+        return " ".join([district, *(row[key] or "—" for key in WITHIN[by][1:])])
+    value = row[by] or ""
+    return names.get(value, value or "—")

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Protocol
+from weakref import WeakKeyDictionary
 
 import numpy as np
 import polars as pl
 import shapely
-from sqlalchemy import bindparam, delete, insert, select, text
+from sqlalchemy import Engine, bindparam, delete, func, insert, select, text
 from sqlalchemy.dialects.postgresql import ARRAY, DOUBLE_PRECISION
 from sqlalchemy.orm import Session
 
@@ -36,6 +37,8 @@ def sync(session: Session) -> int:
             "grid_code": r["grid_code"],
             "name": r.get("name") or r["grid_code"],
             "division": r.get("division") or "",
+            "street": r.get("street") or "",
+            "community": r.get("community") or "",
             "boundary": r["boundary"],
             "min_x": b[0],
             "min_y": b[1],
@@ -57,17 +60,28 @@ def fill_geometry(session: Session) -> None:
         session.execute(text("UPDATE grid_cells SET geom = ST_GeomFromText(boundary, 4326)"))
 
 
+# Per engine, asked once: whether the cells have a PostGIS geometry (the migration decides it
+# for good), and the cells' tree with the fingerprint of the rows it was built from.
+_POSTGIS: WeakKeyDictionary[Engine, bool] = WeakKeyDictionary()
+_TREES: WeakKeyDictionary[Engine, tuple[tuple, Grid]] = WeakKeyDictionary()
+
+
 def has_postgis(session: Session) -> bool:
-    if session.get_bind().dialect.name != "postgresql":
+    engine = session.get_bind().engine
+    if engine.dialect.name != "postgresql":
         return False
-    found = session.execute(
-        text(
-            "SELECT 1 FROM information_schema.columns"
-            " WHERE table_name = 'grid_cells' AND column_name = 'geom'"
-            " AND table_schema = current_schema()"
-        )
-    ).scalar()
-    return found is not None
+    if engine not in _POSTGIS:
+        found = session.execute(
+            text(
+                "SELECT 1 FROM information_schema.columns"
+                " WHERE table_name = 'grid_cells' AND column_name = 'geom'"
+                " AND table_schema = current_schema()"
+            )
+        ).scalar()
+        if found is None:  # not yet migrated, or no PostGIS: ask again next time
+            return False
+        _POSTGIS[engine] = True
+    return _POSTGIS[engine]
 
 
 class Locator(Protocol):
@@ -75,8 +89,26 @@ class Locator(Protocol):
 
 
 def locator(session: Session) -> Locator:
-    """PostGIS where the cells have a geometry, else the cells in memory with their tree."""
-    return PostgisGrid(session) if has_postgis(session) else Grid.load(session)
+    """PostGIS where the cells have a geometry, else the cells in memory with their tree —
+    rebuilt only when the cells' rows changed (another process may have synced them)."""
+    if has_postgis(session):
+        return PostgisGrid(session)
+    engine = session.get_bind().engine
+    fingerprint = tuple(
+        session.execute(
+            select(
+                func.count(),
+                func.max(Cell.grid_code),
+                func.sum(func.length(Cell.boundary)),
+                func.sum(Cell.min_x + Cell.min_y + Cell.max_x + Cell.max_y),
+            )
+        ).one()
+    )
+    kept = _TREES.get(engine)
+    if kept is None or kept[0] != fingerprint:
+        kept = (fingerprint, Grid.load(session))
+        _TREES[engine] = kept
+    return kept[1]
 
 
 def cell_of(grid: Locator, longitude: float, latitude: float) -> tuple[str, str] | None:

@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from citydata.accounts.models import User
 from citydata.cli_common import fail, out, print_json, store
-from citydata.grid import assessment, cells, classify, open311, publishing, sla
+from citydata.grid import assessment, cells, classify, open311, publishing, service, sla
 from citydata.grid.events import GridError
 
 grid_app = typer.Typer(help="一格通管：单元网格、事件分类、Open311、综合评价", no_args_is_help=True)
@@ -84,7 +84,9 @@ def revise_sla(
 
 @grid_app.command("assess")
 def assess(
-    by: str = typer.Option("division", "--by", help="division、grid_code、unit_code 或 month"),
+    by: str = typer.Option(
+        "division", "--by", help="division、street、community、grid_code、unit_code 或 month"
+    ),
     as_json: bool = JSON_OUT,
 ) -> None:
     """综合评价: 立案数, 按期处置率, 结案率, 返工率 — from the events."""
@@ -92,13 +94,14 @@ def assess(
         fail(f"--by 应为 {'、'.join(assessment.DIMENSIONS)} 之一")
     with store().session() as session:
         rows = assessment.assess(assessment.frame(session), [by]).to_dicts()
+        names = service.unit_names(session) | service.division_names()
     if as_json:
         print_json(rows)
         return
     table = Table(assessment.DIMENSIONS[by], "立案数", *assessment.RATES.values())
     for r in rows:
         rates = [f"{r[k] * 100:.1f}%" if r[k] is not None else "—" for k in assessment.RATES]
-        table.add_row(str(r[by]), str(r["registered"]), *rates)
+        table.add_row(assessment.label(r, by, names), str(r["registered"]), *rates)
     out.print(table)
 
 

@@ -18,6 +18,7 @@ import numpy as np
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from citydata.bases.models import Master
 from citydata.catalog.models import Unit
 from citydata.grid import cells, classify, routing, sla
 from citydata.grid.models import Event, Reporter, Routing, Sla, Step
@@ -117,8 +118,8 @@ def _check(report: Report) -> None:
         raise GridError(
             f"来源「{report.source}」无效：须为 {'、'.join(SOURCES)}", 422, "bad_source"
         )
-    if not report.description.strip() and report.category is None:
-        raise GridError("请描述问题或选择类别", 422, "no_description")
+    if not report.description.strip() and report.category is None and not report.component_id:
+        raise GridError("请描述问题、选择类别或给出部件标识码", 422, "no_description")
     if len(report.description) > TEXT_MAX or len(report.address) > 200:
         raise GridError(f"描述最多 {TEXT_MAX} 个字符，地址最多 200 个字符", 422, "too_long")
     for value, name, low, high in (
@@ -141,6 +142,39 @@ def _check(report: Report) -> None:
             422,
             "bad_component",
         )
+
+
+def _component_category(session: Session, component_id: str, category: str | None) -> str:
+    """The category a named component's 部件标识码 says (digits 7–10 are its 大类 and 小类): a
+    report about a component is about that kind of thing, so a 部件 category given beside it
+    must be the same, and the component must be one the city-component base holds."""
+    said = f"B{component_id[6:10]}"
+    kind = sla.category(said)
+    if kind is None:
+        raise GridError(
+            f"部件标识码「{component_id}」中的类别 {component_id[6:10]} 不在部件分类中",
+            422,
+            "bad_component",
+        )
+    if category is not None and category.startswith("B") and category != said:
+        raise GridError(
+            f"部件标识码「{component_id}」是{kind.name}（{said}），与所报类别 {category} 不符",
+            422,
+            "component_mismatch",
+        )
+    known = session.scalar(
+        select(Master.id).where(
+            Master.base == "city_component",
+            Master.key == component_id,
+            Master.merged_into.is_(None),
+            Master.version > 0,
+        )
+    )
+    if known is None:
+        raise GridError(
+            f"部件标识码「{component_id}」不在城市部件基础库中", 422, "unknown_component"
+        )
+    return category or said
 
 
 def report(
@@ -167,6 +201,8 @@ def report(
     if model is not None:
         proposals = [list(p) for p in model.propose([given.description])[0]]
     code = given.category
+    if given.component_id is not None:
+        code = _component_category(session, given.component_id, code)
     if code is None:
         best = proposals[0] if proposals else None
         code = best[0] if best and best[1] >= classify.THRESHOLD else "E0601"

@@ -154,7 +154,9 @@ def _name(code: str) -> str:
 
 
 def cells_geojson(session: Session, box: Box | None = None) -> dict:
-    query = select(Cell.grid_code, Cell.name, Cell.division, Cell.boundary)
+    query = select(
+        Cell.grid_code, Cell.name, Cell.division, Cell.street, Cell.community, Cell.boundary
+    )
     if box is not None:
         query = query.where(
             Cell.max_x >= box.west,
@@ -170,11 +172,43 @@ def cells_geojson(session: Session, box: Box | None = None) -> dict:
             {
                 "type": "Feature",
                 "geometry": shapely.geometry.mapping(shape),
-                "properties": {"grid_code": r.grid_code, "name": r.name, "division": r.division},
+                "properties": {
+                    "grid_code": r.grid_code,
+                    "name": r.name,
+                    "division": r.division,
+                    "street": r.street,
+                    "community": r.community,
+                },
             }
             for r, shape in zip(rows, shapes, strict=True)
         ],
     }
+
+
+def districts_geojson(session: Session, names: dict[str, str]) -> dict:
+    """Each district's outline, the union of its cells, with its name and a point for the label
+    — the map draws districts from the city's own grid, not from anyone's tiles."""
+    cells = cells_geojson(session)["features"]
+    by_division: dict[str, list] = {}
+    for feature in cells:
+        shape = shapely.geometry.shape(feature["geometry"])
+        by_division.setdefault(feature["properties"]["division"], []).append(shape)
+    features = []
+    for division, parts in sorted(by_division.items()):
+        outline = shapely.union_all(parts)
+        inside = outline.representative_point()
+        features.append(
+            {
+                "type": "Feature",
+                "geometry": shapely.geometry.mapping(outline),
+                "properties": {
+                    "division": division,
+                    "name": names.get(division, division),
+                    "label_at": [round(inside.x, 6), round(inside.y, 6)],
+                },
+            }
+        )
+    return {"type": "FeatureCollection", "features": features}
 
 
 def extent(session: Session) -> Box | None:
@@ -229,15 +263,12 @@ def draw(
 
     cells = cells_geojson(session, box)["features"]
     shapes = [shapely.geometry.shape(f["geometry"]) for f in cells]
-    by_division: dict[str, list] = {}
-    for feature, shape in zip(cells, shapes, strict=True):
-        by_division.setdefault(feature["properties"]["division"], []).append(shape)
     districts = []
-    for division, parts in sorted(by_division.items()):
-        outline = shapely.union_all(parts)
-        x, y = xy(outline.centroid.x, outline.centroid.y)
+    for feature in districts_geojson(session, names)["features"]:
+        x, y = xy(*feature["properties"]["label_at"])
+        outline = shapely.geometry.shape(feature["geometry"])
         districts.append(
-            {"path": path(outline), "division": names.get(division, division), "x": x, "y": y}
+            {"path": path(outline), "division": feature["properties"]["name"]} | {"x": x, "y": y}
         )
     found = events_geojson(session, box, wanted, now)
     points = []

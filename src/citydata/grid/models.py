@@ -14,13 +14,16 @@ from citydata.db.base import Base, utcnow
 
 
 class Cell(Base):
-    """单元网格: a polygon (WKT, longitude/latitude) inside one district, with its box."""
+    """单元网格: a polygon (WKT, longitude/latitude) inside one community of one street of one
+    district, with its box. Street and community are names, as the spatial base gives them."""
 
     __tablename__ = "grid_cells"
 
     grid_code: Mapped[str] = mapped_column(String(20), primary_key=True)
     name: Mapped[str] = mapped_column(String(100))
     division: Mapped[str] = mapped_column(String(12), index=True)
+    street: Mapped[str] = mapped_column(String(50), default="", server_default="")
+    community: Mapped[str] = mapped_column(String(50), default="", server_default="")
     boundary: Mapped[str] = mapped_column(Text)
     min_x: Mapped[float]
     min_y: Mapped[float]

@@ -4,7 +4,7 @@ Errors are the spec's list of ``{code, description}`` with the HTTP status."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Annotated, Any, Literal
 
 import orjson
@@ -12,11 +12,13 @@ from fastapi import APIRouter, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from citydata.grid import events, open311, photos, sla
 from citydata.grid.events import GridError, Report
 from citydata.grid.models import Event
 from citydata.grid.service import unit_names
+from citydata.web import clock
 from citydata.web.client import client_ip
 from citydata.web.errors import documented
 
@@ -116,13 +118,11 @@ def service_definition(
         return _error(fmt, exc)
 
 
-def _requests(request: Request, events_found: list[Event]) -> list[dict]:
-    with request.app.state.store.session() as session:
-        units = unit_names(session)
-        merged_ids = {
-            e.duplicate_of for e in events_found if e.status == "voided" and e.duplicate_of
-        }
-        merged = {e.id: e for e in session.scalars(select(Event).where(Event.id.in_(merged_ids)))}
+def _requests(session: Session, events_found: list[Event]) -> list[dict]:
+    """The events as Open311 requests; a merged report speaks for the event it joined."""
+    units = unit_names(session)
+    merged_ids = {e.duplicate_of for e in events_found if e.status == "voided" and e.duplicate_of}
+    merged = {e.id: e for e in session.scalars(select(Event).where(Event.id.in_(merged_ids)))}
     return [
         open311.request_dict(
             e,
@@ -151,7 +151,7 @@ def list_requests(
             numbers = [n.strip() for n in service_request_id.split(",") if n.strip()][:LIST_MAX]
             query = query.where(Event.event_no.in_(numbers))
         else:
-            now = datetime.fromtimestamp(request.app.state.clock(), UTC)
+            now = clock.now(request)
             end = open311.parse_w3(end_date, "end_date") if end_date else now
             start = open311.parse_w3(start_date, "start_date") if start_date else end - SPAN
             if end - start > SPAN or end < start:
@@ -169,7 +169,8 @@ def list_requests(
                     query = query.where(Event.status.in_(open311.CLOSED))
         with request.app.state.store.session() as session:
             found = list(session.scalars(query.order_by(Event.id.desc()).limit(LIST_MAX)))
-        return _answer(fmt, "service_requests", _requests(request, found))
+            answers = _requests(session, found)
+        return _answer(fmt, "service_requests", answers)
     except GridError as exc:
         return _error(fmt, exc)
 
@@ -185,9 +186,12 @@ def get_request(
         _jurisdiction(jurisdiction_id)
         with request.app.state.store.session() as session:
             found = session.scalar(select(Event).where(Event.event_no == service_request_id))
-        if found is None:
-            raise GridError(f"service_request_id「{service_request_id}」不存在", 404, "not_found")
-        return _answer(fmt, "service_requests", _requests(request, [found]))
+            if found is None:
+                raise GridError(
+                    f"service_request_id「{service_request_id}」不存在", 404, "not_found"
+                )
+            answers = _requests(session, [found])
+        return _answer(fmt, "service_requests", answers)
     except GridError as exc:
         return _error(fmt, exc)
 
@@ -265,7 +269,7 @@ async def post_request(request: Request, fmt: Format):
         media = form.get("media")
         data_dir = request.app.state.settings.data_dir
         ip = client_ip(request)
-        now = datetime.fromtimestamp(request.app.state.clock(), UTC)
+        now = clock.now(request)
 
         def work() -> Event:
             with request.app.state.store.session() as session:

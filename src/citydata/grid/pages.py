@@ -6,6 +6,8 @@ cells, and the assessment (综合评价)."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from pathlib import Path
+from urllib.parse import urlencode
 
 import orjson
 from fastapi import APIRouter, Form, Request
@@ -14,15 +16,14 @@ from fastapi.responses import RedirectResponse, Response, StreamingResponse
 from citydata.grid import assessment, events, mapping, permissions, photos, service, sla
 from citydata.grid.events import TRANSITIONS, GridError, Report
 from citydata.grid.mapping import Box, MapFilter
+from citydata.web import clock
 from citydata.web.auth import check_csrf, signed_in
-from citydata.web.render import render, use_templates
+from citydata.web.i18n import translate
+from citydata.web.render import language, render, use_templates
 
 router = APIRouter(include_in_schema=False)
 use_templates(__file__)
-
-
-def _now(request: Request) -> datetime:
-    return datetime.fromtimestamp(request.app.state.clock(), UTC)
+STATIC = Path(__file__).parent / "static"  # gridmap.js, served at /static/grid/
 
 
 def _page(request: Request, name: str, user, status_code: int = 200, **context):
@@ -60,11 +61,11 @@ def queue(
             unit = None if permissions.may_dispatch(user) else user.unit_code
             wanted = service.QueueFilter((status[:12],) if status else (), category[:8], overdue)
             found, next_cursor = service.queue(
-                session, unit, wanted, _now(request), cursor[:200], 50
+                session, unit, wanted, clock.now(request), cursor[:200], 50
             )
         except GridError as exc:
             return _refused(request, user, exc)
-        rows = [service.event_dict(session, e, _now(request)) for e in found]
+        rows = [service.event_dict(session, e, clock.now(request)) for e in found]
         return _page(
             request,
             "grid_queue.html",
@@ -87,7 +88,7 @@ def event_page(request: Request, event_no: str, error: str = ""):
             event = events.by_no(session, event_no[:24])
         except GridError as exc:
             return _refused(request, user, exc)
-        shown = service.event_dict(session, event, _now(request), full=True)
+        shown = service.event_dict(session, event, clock.now(request), full=True)
         margin = 0.01
         box = Box(
             event.longitude - margin,
@@ -95,7 +96,9 @@ def event_page(request: Request, event_no: str, error: str = ""):
             event.longitude + margin,
             event.latitude + margin * 0.8,
         )
-        drawing = mapping.draw(session, box, MapFilter(), _now(request), service.division_names())
+        drawing = mapping.draw(
+            session, box, MapFilter(), clock.now(request), service.division_names()
+        )
         return _page(
             request,
             "grid_event.html",
@@ -131,7 +134,7 @@ def act(
                 user,
                 event,
                 action[:20],
-                _now(request),
+                clock.now(request),
                 note[:2000],
                 category[:8] or None,
                 unit[:32] or None,
@@ -204,7 +207,7 @@ def report(
                     reporter_name=user.display_name or user.username,
                 ),
                 user.display_name or user.username,
-                _now(request),
+                clock.now(request),
             )
         except GridError as exc:
             session.rollback()
@@ -250,21 +253,57 @@ def map_page(
         user = signed_in(request, session)
         try:
             _staff(request, session)
-            wanted = _filter(category, status, unit, since, until, overdue)
-            box = Box.parse(bbox[:100]) if bbox else None
-            drawing = mapping.draw(session, box, wanted, _now(request), service.division_names())
+            _filter(category, status, unit, since, until, overdue)  # refused here, not in JS
+            if bbox:
+                Box.parse(bbox[:100])
         except GridError as exc:
             return _refused(request, user, exc)
+        filters = {"category": category, "status": status, "unit": unit, "since": since}
+        filters |= {"until": until, "overdue": "true" if overdue else ""}
         return _page(
             request,
             "grid_map.html",
             user,
-            drawing=drawing,
-            focus="",
-            f={"category": category, "status": status, "unit": unit, "since": since}
-            | {"until": until, "overdue": overdue, "bbox": bbox},
+            has_cells=mapping.extent(session) is not None,
+            query=urlencode({k: v for k, v in filters.items() if v}),
+            labels={
+                "events": translate("个事件", language(request)),
+                "overdue": translate("超期", language(request)),
+                "clustered": translate("点位过多，按单元网格汇总显示", language(request)),
+                "failed": translate("地图数据载入失败", language(request)),
+            },
+            f=filters | {"overdue": overdue, "bbox": bbox},
             units=service.unit_names(session),
         )
+
+
+@router.get("/grid/cells.geojson")
+def cells_geojson(request: Request, bbox: str = ""):
+    """The unit grid cells (in a box, or all) with their street and community."""
+    with request.app.state.store.session() as session:
+        try:
+            _staff(request, session)
+            found = mapping.cells_geojson(session, Box.parse(bbox[:100]) if bbox else None)
+        except GridError as exc:
+            return _json_refusal(exc)
+    return Response(orjson.dumps(found), media_type="application/geo+json")
+
+
+@router.get("/grid/districts.geojson")
+def districts_geojson(request: Request):
+    """Each district's outline, the union of its cells, with its name."""
+    with request.app.state.store.session() as session:
+        try:
+            _staff(request, session)
+            found = mapping.districts_geojson(session, service.division_names())
+        except GridError as exc:
+            return _json_refusal(exc)
+    return Response(orjson.dumps(found), media_type="application/geo+json")
+
+
+def _json_refusal(exc: GridError) -> Response:
+    body = {"detail": str(exc)}
+    return Response(orjson.dumps(body), exc.status, media_type="application/json")
 
 
 @router.get("/grid/map.geojson")
@@ -286,11 +325,10 @@ def map_geojson(
                 session,
                 Box.parse(bbox[:100]),
                 _filter(category, status, unit, since, until, overdue),
-                _now(request),
+                clock.now(request),
             )
         except GridError as exc:
-            body = {"detail": str(exc)}
-            return Response(orjson.dumps(body), exc.status, media_type="application/json")
+            return _json_refusal(exc)
     return Response(orjson.dumps(found), media_type="application/geo+json")
 
 
@@ -312,11 +350,10 @@ def assessment_page(request: Request, by: str = "division", since: str = "", unt
             request,
             "grid_assessment.html",
             user,
-            rows=table.to_dicts(),
+            rows=[r | {"label": assessment.label(r, dimension, names)} for r in table.to_dicts()],
             by=dimension,
             dimensions=assessment.DIMENSIONS,
             rates=assessment.RATES,
-            names=names,
             since=since,
             until=until,
         )

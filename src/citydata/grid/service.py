@@ -16,7 +16,7 @@ from citydata.catalog.models import Unit
 from citydata.db import keyset
 from citydata.grid import events, permissions, sla
 from citydata.grid.events import OPEN_STATUSES, TRANSITIONS, GridError
-from citydata.grid.models import Event, Reporter, Routing, Step
+from citydata.grid.models import Cell, Event, Reporter, Routing, Step
 from citydata.standards.divisions import all_divisions
 
 __all__ = ["GridError", "event_dict", "queue", "act", "docked_event", "docked_step"]
@@ -39,6 +39,7 @@ def event_dict(
     overdue, late = events.overdue_flags(event, now)
     found = sla.category(event.category)
     units = unit_names(session)
+    cell = session.get(Cell, event.grid_code)
     out: dict[str, Any] = {
         "event_no": event.event_no,
         "category": event.category,
@@ -52,6 +53,8 @@ def event_dict(
         "latitude": event.latitude,
         "grid_code": event.grid_code,
         "division": event.division,
+        "street": cell.street if cell else "",
+        "community": cell.community if cell else "",
         "component_id": event.component_id,
         "unit": event.unit_code,
         "unit_name": units.get(event.unit_code or "", ""),

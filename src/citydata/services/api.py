@@ -22,6 +22,7 @@ from citydata.services.docking import authenticate
 from citydata.services.identity import Applicant
 from citydata.services.shared import ServiceError
 from citydata.standards import is_valid_credit_code, is_valid_id_number, normalise_id_number
+from citydata.web import clock
 from citydata.web.errors import documented
 
 router = APIRouter(
@@ -49,10 +50,6 @@ def _write(
     work,
 ) -> Response:
     return docked.write(request, authorization, authenticate, ERRORS, key, body, work)
-
-
-def _today(request: Request) -> date:
-    return date.fromtimestamp(request.app.state.clock())
 
 
 # ---------------------------------------------------------------- reading
@@ -85,7 +82,7 @@ def list_cases(
     def work(session, system, call):
         f = QueueFilter(stage, matter, channel, overdue)
         rows, next_cursor = service.queue_rows(
-            session, call.keys, system.unit_code, f, _today(request), cursor, limit
+            session, call.keys, system.unit_code, f, clock.today(request), cursor, limit
         )
         return _json(200, {"cases": rows, "next_cursor": next_cursor})
 
@@ -96,7 +93,9 @@ def list_cases(
 def get_case(request: Request, case_no: str, authorization: Authorization = ""):
     def work(session, system, call):
         case = service.docked_case(session, system, case_no)
-        return _json(200, service.case_dict(session, call.keys, case, _today(request), full=True))
+        return _json(
+            200, service.case_dict(session, call.keys, case, clock.today(request), full=True)
+        )
 
     return _read(request, authorization, work)
 
@@ -158,9 +157,9 @@ def open_case(
             _applicant(body.applicant),
             body.channel,
             body.form,
-            _today(request),
+            clock.today(request),
         )
-        return 201, service.case_dict(session, call.keys, case, _today(request))
+        return 201, service.case_dict(session, call.keys, case, clock.today(request))
 
     return _write(request, authorization, idempotency_key, body, work)
 
@@ -175,7 +174,7 @@ def post_status(
 ):
     def work(session, system, call):
         case = service.docked_step(session, system, case_no, body.status, body.on, body.note)
-        return 201, service.case_dict(session, call.keys, case, _today(request))
+        return 201, service.case_dict(session, call.keys, case, clock.today(request))
 
     return _write(request, authorization, idempotency_key, body, work)
 
@@ -190,9 +189,9 @@ def post_visit(
 ):
     def work(session, system, call):
         case = service.docked_case(session, system, case_no)
-        service.cases.check_day(body.on, _today(request))
+        service.cases.check_day(body.on, clock.today(request))
         service.cases.visit(session, case, body.on, body.place or system.name, system.name)
-        return 201, service.case_dict(session, call.keys, case, _today(request))
+        return 201, service.case_dict(session, call.keys, case, clock.today(request))
 
     return _write(request, authorization, idempotency_key, body, work)
 

@@ -4,8 +4,6 @@ one form), upload, follow the case and rate it. The staff's pages are ``services
 
 from __future__ import annotations
 
-from datetime import date
-
 from fastapi import APIRouter, File, Form, Request, UploadFile
 from fastapi.responses import RedirectResponse
 from sqlalchemy.orm import Session
@@ -18,6 +16,7 @@ from citydata.services.matters import CHANNELS as WAYS
 from citydata.services.models import Case
 from citydata.services.service import ServiceError, keeps_writes
 from citydata.services.uploads import MAX_BYTES, DiskStorage
+from citydata.web import clock
 from citydata.web.auth import check_csrf, cookie_user, signed_in
 from citydata.web.client import client_ip
 from citydata.web.render import render, use_templates
@@ -34,10 +33,6 @@ TERMS = {
     "channels": CHANNELS,
     "stages": STAGES,
 }
-
-
-def today(request: Request) -> date:
-    return date.fromtimestamp(request.app.state.clock())
 
 
 def storage(request: Request) -> DiskStorage:
@@ -79,7 +74,8 @@ def home(request: Request, q: str = "", event: str = ""):
             q=q,
             event=event,
             mine=[
-                service.case_dict(session, request.app.state.keys, c, today(request)) for c in mine
+                service.case_dict(session, request.app.state.keys, c, clock.today(request))
+                for c in mine
             ],
             verified=verified,
             units=service.unit_names(session),
@@ -221,7 +217,7 @@ def apply(request: Request, impl_code: str, as_company: str = Form(""), csrf: st
             kind = "company" if matter.applicant == "company" or as_company else "person"
             applicant = service.identity.applicant(session, keys, user, kind)
             case = service.cases.start(
-                session, keys, user, applicant, impl_code, today(request), client_ip(request)
+                session, keys, user, applicant, impl_code, clock.today(request), client_ip(request)
             )
         except ServiceError as exc:
             settle(session, exc)
@@ -239,7 +235,7 @@ def apply_bundle(request: Request, code: str, csrf: str = Form("")):
         try:
             applicant = service.identity.applicant(session, keys, user, "person")
             found = service.cases.start_bundle(
-                session, keys, user, applicant, code, today(request), client_ip(request)
+                session, keys, user, applicant, code, clock.today(request), client_ip(request)
             )
         except ServiceError as exc:
             settle(session, exc)
@@ -309,7 +305,7 @@ async def save(request: Request, case_no: str):
             found = _drafts(session, user, case_no)
             service.cases.save(session, found, values)
             if action == "submit":
-                service.cases.submit(session, found, user.username, today(request))
+                service.cases.submit(session, found, user.username, clock.today(request))
         except ServiceError as exc:
             session.rollback()
             user = signed_in(request, session)
@@ -364,8 +360,8 @@ def follow(request: Request, case_no: str):
             request,
             "services_case.html",
             user,
-            case=service.case_dict(session, keys, case, today(request), full=True),
-            linked=service.bundle_view(session, keys, case, today(request)),
+            case=service.case_dict(session, keys, case, clock.today(request), full=True),
+            linked=service.bundle_view(session, keys, case, clock.today(request)),
             labels=TRANSITIONS.labels,
         )
 
@@ -383,7 +379,7 @@ def rate(
         user = signed_in(request, session)
         try:
             case = service.own_case(session, user, case_no)
-            service.cases.rate(session, case, score, reason[:1000], today(request))
+            service.cases.rate(session, case, score, reason[:1000], clock.today(request))
         except ServiceError as exc:
             session.rollback()
             return page(request, "services_error.html", user, exc.status, error=str(exc))

@@ -9,9 +9,10 @@ from fastapi.responses import RedirectResponse
 
 from citydata.services import service
 from citydata.services.cases import TRANSITIONS, QueueFilter
-from citydata.services.pages import page, settle, today
+from citydata.services.pages import page, settle
 from citydata.services.permissions import is_staff, may_handle
 from citydata.services.service import STAFF_STEPS, ServiceError
+from citydata.web import clock
 from citydata.web.auth import check_csrf, signed_in
 from citydata.web.client import client_ip
 from citydata.web.params import RowId
@@ -54,7 +55,7 @@ def queue(
         )
         try:
             rows, next_cursor = service.queue_rows(
-                session, request.app.state.keys, code, f, today(request), cursor[:200]
+                session, request.app.state.keys, code, f, clock.today(request), cursor[:200]
             )
         except ServiceError as exc:
             return page(request, "services_error.html", user, exc.status, error=str(exc))
@@ -85,8 +86,8 @@ def case_page(request: Request, case_no: str, error: str = ""):
             request,
             "services_staff_case.html",
             user,
-            case=service.case_dict(session, keys, case, today(request), full=True),
-            linked=service.bundle_view(session, keys, case, today(request)),
+            case=service.case_dict(session, keys, case, clock.today(request), full=True),
+            linked=service.bundle_view(session, keys, case, clock.today(request)),
             steps=[(s, TRANSITIONS.label(s)) for s in steps if s != "withdrawn"],
             uploads=service.uploads.uploads(session, case),
             error=error[:200],
@@ -105,7 +106,7 @@ def act(
     with request.app.state.store.session() as session:
         user = signed_in(request, session)
         try:
-            service.act(session, user, case_no, status[:20], today(request), note[:2000])
+            service.act(session, user, case_no, status[:20], clock.today(request), note[:2000])
         except ServiceError as exc:
             session.rollback()
             return page(request, "services_error.html", user, exc.status, error=str(exc))
@@ -118,7 +119,7 @@ def visit(request: Request, case_no: str, place: str = Form(""), csrf: str = For
     with request.app.state.store.session() as session:
         user = signed_in(request, session)
         try:
-            service.record_visit(session, user, case_no, today(request), place[:100])
+            service.record_visit(session, user, case_no, clock.today(request), place[:100])
         except ServiceError as exc:
             session.rollback()
             return page(request, "services_error.html", user, exc.status, error=str(exc))
@@ -152,7 +153,7 @@ async def window(request: Request):
                 str(form.get("id_number", ""))[:40],
                 str(form.get("name", ""))[:50],
                 values,
-                today(request),
+                clock.today(request),
                 client_ip=client_ip(request),
             )
         except ServiceError as exc:

@@ -1,9 +1,11 @@
-"""Routes every installation has, whatever its domains: the language switch and a health check."""
+"""Routes every installation has, whatever its domains: the language switch, a health check and
+the API's interactive reference (Swagger UI served from /static, never from a CDN)."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter, Request
-from fastapi.responses import RedirectResponse
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse, RedirectResponse
 
 from citydata import __version__
 from citydata.web.i18n import LANGUAGES
@@ -23,3 +25,17 @@ def set_language(code: str, request: Request):
 @router.get("/healthz")
 def health() -> dict[str, str]:
     return {"status": "ok", "version": __version__}
+
+
+SWAGGER_UI = "/static/vendor/swagger-ui"  # written by scripts/vendor-js
+
+
+@router.get("/docs")
+def api_reference(request: Request) -> HTMLResponse:
+    return get_swagger_ui_html(
+        openapi_url=request.app.openapi_url or "/openapi.json",
+        title=f"{request.app.title} · API",
+        swagger_js_url=f"{SWAGGER_UI}/swagger-ui-bundle.js",
+        swagger_css_url=f"{SWAGGER_UI}/swagger-ui.css",
+        swagger_favicon_url=f"{SWAGGER_UI}/favicon.png",
+    )

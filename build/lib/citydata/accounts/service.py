@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from citydata.accounts.models import ROLES, ApiToken, AuthFailure, User, UserSession
 from citydata.db.base import as_utc, utcnow
+from citydata.mechanisms.credentials import digest  # tokens are kept as credentials are
 
 TOKEN_PREFIX = "cdt"
 _hasher = PasswordHasher()
@@ -133,12 +134,6 @@ def ensure_admin(session: Session, password: str | None) -> tuple[User, str | No
     return user, generated
 
 
-def secret_digest(secret: str) -> str:
-    """How API tokens and sharing credentials are stored: SHA-256 of the whole secret (they are
-    long and random, so a slow password hash buys nothing)."""
-    return hashlib.sha256(secret.encode()).hexdigest()
-
-
 @dataclass
 class IssuedToken:
     token: ApiToken
@@ -149,7 +144,7 @@ def issue_token(session: Session, user: User, name: str) -> IssuedToken:
     prefix = secrets.token_hex(4)
     secret = secrets.token_urlsafe(32)
     plaintext = f"{TOKEN_PREFIX}_{prefix}_{secret}"
-    token = ApiToken(user_id=user.id, name=name, prefix=prefix, token_hash=secret_digest(plaintext))
+    token = ApiToken(user_id=user.id, name=name, prefix=prefix, token_hash=digest(plaintext))
     session.add(token)
     session.flush()
     return IssuedToken(token, plaintext)
@@ -162,7 +157,7 @@ def user_for_token(session: Session, plaintext: str) -> User | None:
     token = session.scalar(select(ApiToken).where(ApiToken.prefix == parts[1]))
     if token is None or token.revoked_at is not None:
         return None
-    if not hmac.compare_digest(token.token_hash, secret_digest(plaintext)):
+    if not hmac.compare_digest(token.token_hash, digest(plaintext)):
         return None
     if not token.user.active:
         return None
@@ -333,3 +328,15 @@ def login(
         return None
     LOGIN_BY_NAME.clear(session, name)
     return user
+
+
+class Authenticator:
+    """How ``citydata.web.auth`` learns who is calling; the app factory wires it in."""
+
+    @staticmethod
+    def by_token(session: Session, token: str) -> User | None:
+        return user_for_token(session, token)
+
+    @staticmethod
+    def by_session(session: Session, session_token: str) -> User | None:
+        return session_user(session, session_token)

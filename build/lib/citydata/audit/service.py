@@ -69,8 +69,8 @@ def _moment(value: datetime) -> str:
 # Added after entries existed: hashed only when set, so older entries keep their hashes.
 HASHED_IF_SET = ("peer_ip",)
 QUERY_MAX = 4000  # characters of a call's query kept; a longer one is kept as its hash
-_TEXT = {
-    c.name: c.type.length
+_TEXT = {  # String columns have a length
+    c.name: c.type.length  # type: ignore[attr-defined]
     for c in AuditEntry.__table__.columns
     if getattr(c.type, "length", None) is not None
 }
@@ -230,7 +230,7 @@ class AuditLog:
                     break
             try:
                 ids = self.commit([entry for entry, _ in group])
-            except Exception:  # noqa: BLE001 - one bad entry must not fail its neighbours
+            except Exception:  # one bad entry must not fail its neighbours
                 for entry, done in group:
                     self._alone(entry, done)
                 continue
@@ -244,7 +244,7 @@ class AuditLog:
         try:
             _settle(done, self.commit([entry])[0])
             return
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             failure = exc
         with contextlib.suppress(Exception):  # the store itself is down: the call fails below
             self.commit([fallback(entry)])
@@ -487,7 +487,7 @@ def prune(session: Session, retention_years: int, today: date | None = None) -> 
     if stop <= head.first_id:
         return 0
     session.execute(delete(AuditSubject).where(AuditSubject.audit_id < stop))
-    removed = session.execute(delete(AuditEntry).where(AuditEntry.id < stop)).rowcount
+    removed = session.execute(delete(AuditEntry).where(AuditEntry.id < stop)).rowcount  # type: ignore[attr-defined]
     head.first_id = stop
     head.first_prev_hash = first_kept[1] if first_kept else head.last_hash
     return removed

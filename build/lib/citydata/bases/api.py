@@ -63,7 +63,7 @@ def search(
 
 def read_master(
     request: Request, session: Session, user: User, base: str, master_id: int, as_of=None
-) -> dict[str, Any]:  # noqa: ANN001
+) -> dict[str, Any]:
     """A master record for an administrator, the read audited (API and page alike)."""
     code = _base(base)
     if not permissions.may_read_masters(user):

@@ -23,12 +23,12 @@ def resolve_cmd(
 ) -> None:
     """Resolve staged rows into the base databases' master records."""
     from citydata.bases import service
-    from citydata.bases.spec import SpecError
+    from citydata.bases.spec import SpecError, spec
 
     try:
         codes = base or service.base_codes()
         for code in codes:
-            service.spec(code)
+            spec(code)
     except SpecError as exc:
         fail(str(exc))
     reports = []
@@ -43,7 +43,7 @@ def resolve_cmd(
         for code in codes:
             task = bar.add_task(code)
 
-            def step(stage: str, done: int, total: int, task=task, code=code) -> None:  # noqa: ANN001
+            def step(stage: str, done: int, total: int, task=task, code=code) -> None:
                 bar.update(task, description=f"{code} · {stage} {total or ''}")
 
             reports.append(service.resolve(store(), code, full=full, progress=step).as_dict())

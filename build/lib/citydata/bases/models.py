@@ -91,7 +91,8 @@ class MasterEvent(Base):
 
 
 class MatchReview(Base):
-    """An uncertain match (between the two thresholds) waiting for, or decided by, a steward."""
+    """An uncertain match (between the two thresholds), or a row whose key contradicts it,
+    waiting for, or decided by, a steward."""
 
     __tablename__ = "match_reviews"
     __table_args__ = (
@@ -105,6 +106,9 @@ class MatchReview(Base):
     class_code: Mapped[str] = mapped_column(String(64))
     master_id: Mapped[int] = mapped_column(ForeignKey("masters.id"))
     probability: Mapped[float]
+    # match: the model was unsure; key_conflict: the row carries the master's key, but its
+    # name, birth date or sex say it is someone else (a parent's number on a child's record)
+    reason: Mapped[str] = mapped_column(String(16), default="match", server_default="match")
     status: Mapped[str] = mapped_column(String(10), default="pending", index=True)
     decided_by: Mapped[str | None] = mapped_column(String(64))
     decided_at: Mapped[datetime | None]

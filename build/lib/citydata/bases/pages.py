@@ -14,12 +14,13 @@ from citydata.bases.models import Master
 from citydata.bases.spec import SpecError, spec, specs
 from citydata.web.auth import check_csrf, signed_in
 from citydata.web.params import RowId
-from citydata.web.render import render
+from citydata.web.render import render, use_templates
 
 router = APIRouter(include_in_schema=False)
+use_templates(__file__)
 
 
-def _admin(request: Request, session):  # noqa: ANN001, ANN202
+def _admin(request: Request, session):
     user = signed_in(request, session)
     if not permissions.may_read_masters(user):
         raise HTTPException(403, "需要管理员权限")
@@ -27,7 +28,7 @@ def _admin(request: Request, session):  # noqa: ANN001, ANN202
 
 
 @router.get("/base/{base}")
-def base_page(request: Request, base: str, key: str = "", name: str = ""):  # noqa: ANN201
+def base_page(request: Request, base: str, key: str = "", name: str = ""):
     try:
         bspec = spec(base)
     except SpecError as exc:
@@ -61,7 +62,7 @@ def base_page(request: Request, base: str, key: str = "", name: str = ""):  # no
 
 
 @router.get("/base/{base}/reviews")
-def reviews_page(request: Request, base: str):  # noqa: ANN201
+def reviews_page(request: Request, base: str):
     with request.app.state.store.session() as session:
         user = signed_in(request, session)
         items = visible_reviews(request, session, user, base)
@@ -75,7 +76,7 @@ def review_decision(
     review_id: RowId,
     decision: str = Form(...),
     csrf: str = Form(""),
-):  # noqa: ANN201
+):
     check_csrf(request, csrf)
     with request.app.state.store.session() as session:
         user = signed_in(request, session)
@@ -84,7 +85,7 @@ def review_decision(
 
 
 @router.get("/base/{base}/{master_id}")
-def master_page(request: Request, base: str, master_id: RowId, as_of: str = ""):  # noqa: ANN201
+def master_page(request: Request, base: str, master_id: RowId, as_of: str = ""):
     with request.app.state.store.session() as session:
         user = _admin(request, session)
         try:

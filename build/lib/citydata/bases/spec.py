@@ -128,3 +128,8 @@ def spec(code: str) -> BaseSpec:
     if code not in known:
         raise SpecError(f"基础库「{code}」没有解析设置；已设置：{'、'.join(known)}")
     return known[code]
+
+
+def base_for_class(class_code: str) -> BaseSpec | None:
+    """The base database whose own catalog class ``class_code`` is (人口基础库 101001/00000)."""
+    return next((b for b in specs().values() if b.class_code == class_code), None)

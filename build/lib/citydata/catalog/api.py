@@ -8,8 +8,8 @@ from fastapi import APIRouter, Body, Depends, HTTPException, Query
 from sqlalchemy.orm import Session
 
 from citydata.accounts.models import User
-from citydata.accounts.permissions import can_write_unit
 from citydata.catalog import service
+from citydata.catalog.permissions import may_edit_class
 from citydata.catalog.schema import CatalogProblems
 from citydata.web.auth import db, require_user
 from citydata.web.errors import API_ERRORS
@@ -67,7 +67,7 @@ def show_class(code: str, session: Session = Depends(db)) -> dict[str, Any]:
 
 
 def _authorise(user: User, unit_code: str | None) -> None:
-    if not can_write_unit(user, unit_code or ""):
+    if not may_edit_class(user, unit_code):
         raise HTTPException(403, "只有管理员或该单位的数据管理员可以修改此信息资源")
 
 

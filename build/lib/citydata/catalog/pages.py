@@ -6,9 +6,10 @@ from fastapi import APIRouter, HTTPException, Request
 
 from citydata.catalog import service
 from citydata.web.auth import current_user
-from citydata.web.render import render
+from citydata.web.render import render, use_templates
 
 router = APIRouter(include_in_schema=False)
+use_templates(__file__)
 PAGE = 50
 
 
@@ -21,7 +22,7 @@ def catalog_page(
     open: str = "",
     base: str = "",
     page: int = 1,
-):  # noqa: ANN201
+):
     page = max(page, 1)
     with request.app.state.store.session() as session:
         user = current_user(request, session)
@@ -48,7 +49,7 @@ def catalog_page(
 
 
 @router.get("/catalog/{code:path}")
-def class_page(code: str, request: Request):  # noqa: ANN201
+def class_page(code: str, request: Request):
     with request.app.state.store.session() as session:
         user = current_user(request, session)
         rc = service.get_class(session, code)
@@ -58,7 +59,7 @@ def class_page(code: str, request: Request):  # noqa: ANN201
 
 
 @router.get("/units")
-def units_page(request: Request):  # noqa: ANN201
+def units_page(request: Request):
     with request.app.state.store.session() as session:
         user = current_user(request, session)
         return render(request, "units.html", user, units=service.list_units(session))

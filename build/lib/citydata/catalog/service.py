@@ -208,7 +208,7 @@ def check(
     return unit_rows, class_rows, field_rows
 
 
-def _check_class(c: dict, units: set[str], classes: set[str], fields: list[dict], bad) -> None:  # noqa: ANN001
+def _check_class(c: dict, units: set[str], classes: set[str], fields: list[dict], bad) -> None:
     if c["classification"]:
         if not CLASSIFICATION.match(c["classification"]):
             bad(c, "信息资源分类", "classification", "应为 类(1)项(2)目(3)[细目(2)] 位数字")
@@ -379,7 +379,7 @@ class ClassFilter:
     text: str | None = None
 
 
-def _filtered(query, f: ClassFilter):  # noqa: ANN001, ANN202
+def _filtered(query, f: ClassFilter):
     if f.unit:
         query = query.where(ResourceClass.provider_code == f.unit)
     if f.sharing:
@@ -444,7 +444,7 @@ def counts(session: Session) -> dict[str, Any]:
     """Figures for the home page: units, classes, and classes per sharing / open attribute."""
     live = ResourceClass.status != "retired"
 
-    def by(column) -> dict[str, int]:  # noqa: ANN001
+    def by(column) -> dict[str, int]:
         return dict(
             session.execute(select(column, func.count()).where(live).group_by(column)).all()
         )

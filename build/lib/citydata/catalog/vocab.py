@@ -67,7 +67,13 @@ BASE_DB = {
     "none": "无",
 }
 STATUS = {"draft": "草稿", "published": "已发布", "retired": "已停用"}
-LEVEL = {"city": "市级", "district": "区县级", "park": "园区"}
+LEVEL = {
+    "city": "市级",
+    "district": "区县级",
+    "street": "街道乡镇级",
+    "community": "社区村级",
+    "park": "园区",
+}
 DATA_TYPE = {
     "C": "字符",
     "N": "数值",

@@ -1,5 +1,1 @@
-"""The store: engine, table metadata and migrations."""
-
-from citydata.db.engine import make_engine, make_sessionmaker, session_scope
-
-__all__ = ["make_engine", "make_sessionmaker", "session_scope"]
+"""The store: engines and sessions, the declarative base, keyset paging."""

@@ -31,3 +31,21 @@ def as_utc(moment: datetime | None) -> datetime | None:
     if moment is None or moment.tzinfo is not None:
         return moment
     return moment.replace(tzinfo=UTC)
+
+
+def advance_sequences(session, *tables) -> None:
+    """After rows were inserted with their ids given (a bulk load), let PostgreSQL's id
+    sequences continue after the largest id, or the next ordinary insert collides with them.
+    SQLite takes max(id) + 1 by itself."""
+    from sqlalchemy import text
+
+    if session.get_bind().dialect.name != "postgresql":
+        return
+    for table in tables:
+        name = table.__tablename__ if hasattr(table, "__tablename__") else table.name
+        session.execute(
+            text(
+                f"SELECT setval(pg_get_serial_sequence('{name}', 'id'), "
+                f"(SELECT coalesce(max(id), 0) + 1 FROM {name}), false)"
+            )
+        )

@@ -24,7 +24,7 @@ def make_engine(url: str) -> Engine:
         )
 
         @event.listens_for(engine, "connect")
-        def _sqlite_pragmas(dbapi_conn, _record):  # noqa: ANN001
+        def _sqlite_pragmas(dbapi_conn, _record):
             cur = dbapi_conn.cursor()
             cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA foreign_keys=ON")
@@ -61,5 +61,5 @@ class Store:
         self.engine = make_engine(url)
         self.sessions = make_sessionmaker(self.engine)
 
-    def session(self):  # noqa: ANN201
+    def session(self):
         return session_scope(self.sessions)

@@ -9,7 +9,6 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from citydata.cli_common import fail, out, store
-from citydata.config import Settings
 
 demo_app = typer.Typer(help="演示城市 / the demo city", no_args_is_help=True)
 DEFAULT_DIR = Path("citydata-data/demo-city")
@@ -31,17 +30,24 @@ def generate_cmd(
     out_dir: Path = typer.Option(DEFAULT_DIR, "--out"),
     people: int = typer.Option(20_000, "--people", min=100),
     seed: int = typer.Option(2020, "--seed"),
+    errors: str = typer.Option(
+        "default", "--errors", help="误差模型：default 或 realistic（见 demo/profiles/）"
+    ),
 ) -> None:
     """Write the demo city's catalog, department files, manifest and truth."""
-    from citydata.demo.generate import generate
+    from citydata.demo.generate import error_model, generate
 
+    try:
+        error_model(errors)
+    except ValueError as exc:
+        fail(str(exc))
     with _progress() as bar:
         task = bar.add_task("生成", total=None)
 
         def step(name: str, done: int, total: int) -> None:
             bar.update(task, description=f"生成 {name}", completed=done, total=total)
 
-        manifest = generate(out_dir, people, seed, step)
+        manifest = generate(out_dir, people, seed, step, errors)
     out.print(
         f"已生成 {out_dir}：{manifest['units']} 个单位，{manifest['classes']} 个信息资源，"
         f"{manifest['classes_with_files']} 个带数据文件，{len(manifest['files'])} 个文件，{people} 人",
@@ -52,9 +58,13 @@ def generate_cmd(
 def load(directory: Path, resolve_bases: bool = True) -> dict:
     """Import the catalog, ingest every department file as a batch (aggregation), resolve the
     staged rows into the base databases (resolution) and refresh the theme databases."""
+    from citydata import keys
     from citydata.bases.service import base_codes, resolve
     from citydata.bases.themes import refresh as refresh_themes
     from citydata.catalog.service import import_catalog
+    from citydata.config import Settings
+    from citydata.demo.grid import load as load_grid
+    from citydata.demo.services import load as load_services
     from citydata.demo.sharing import replay
     from citydata.ingest.service import ingest
     from citydata.opendata.service import Catalogue
@@ -83,13 +93,28 @@ def load(directory: Path, resolve_bases: bool = True) -> dict:
         resolved = {}
         for code in base_codes() if resolve_bases else []:
             task = bar.add_task(f"解析 {code}", total=None)
-            report = resolve(store(), code)
-            resolved[code] = {"rows": report.rows_resolved, "masters": report.masters}
+            run = resolve(store(), code)
+            resolved[code] = {"rows": run.rows_resolved, "masters": run.masters}
             bar.update(task, total=1, completed=1)
-        themes = refresh_themes(store()) if resolve_bases else []
         task = bar.add_task("共享调用", total=None)
         sharing = replay(store()) if resolve_bases else {}
         bar.update(task, total=1, completed=1)
+        task = bar.add_task("一网通办", total=None)
+        services = (
+            load_services(store(), directory, keys.load(Settings.from_env()))
+            if resolve_bases
+            else {}
+        )
+        bar.update(task, total=1, completed=1)
+        task = bar.add_task("一格通管", total=None)
+        grid = (
+            load_grid(store(), directory, keys.load(Settings.from_env())) if resolve_bases else {}
+        )
+        if grid.get("event_base_rows"):
+            run = resolve(store(), "event")  # the grid's events join the 事件基础库
+            resolved["event"] = {"rows": run.rows_resolved, "masters": run.masters}
+        bar.update(task, total=1, completed=1)
+        themes = refresh_themes(store()) if resolve_bases else []
     datasets = Catalogue(store()).datasets().values()  # also builds the portal's search index
     open_data = {
         kind: sum(1 for d in datasets if d.open_type == kind) for kind in ("open", "conditional")
@@ -105,6 +130,8 @@ def load(directory: Path, resolve_bases: bool = True) -> dict:
         "resolved": resolved,
         "themes": themes,
         "sharing": sharing,
+        "services": services,
+        "grid": grid,
         "open_data": open_data,
     }
 
@@ -138,32 +165,23 @@ def load_cmd(
             f"（{'、'.join(f'{k}: {v}' for k, v in sorted(sh['outcomes'].items()))}）",
             highlight=False,
         )
+    if summary["services"]:
+        sv = summary["services"]
+        out.print(
+            f"一网通办：{sv['matters']} 个事项、{sv['cases']} 个办件，办件信息发布 {sv['published']} 行",
+            highlight=False,
+        )
+    if summary["grid"]:
+        gd = summary["grid"]
+        cl = gd["classifier"]
+        out.print(
+            f"一格通管：{gd['cells']} 个单元网格、{gd['events']} 个事件（{gd['unplaced']} 个所在网格"
+            f"未进入空间基础库，未载入）；分类器留出准确率 "
+            f"{cl['accuracy']:.3f}（关键词基线 {cl['baseline']:.3f}）",
+            highlight=False,
+        )
     od = summary["open_data"]
     out.print(
         f"开放：{od['open']} 个普遍开放、{od['conditional']} 个有条件开放数据集（共 {od['rows']} 行）",
         highlight=False,
     )
-
-
-@demo_app.command("run")
-def run_cmd(
-    directory: Path = typer.Option(DEFAULT_DIR, "--dir"),
-    people: int = typer.Option(20_000, "--people", min=100),
-    host: str = typer.Option("127.0.0.1", "--host"),
-    port: int = typer.Option(8000, "--port"),
-) -> None:
-    """The main job: generate the city (if absent), init, load and serve it."""
-    from citydata.cli import init, serve
-
-    if not (directory / "manifest.json").exists():
-        generate_cmd(directory, people, 2020)
-    elif json.loads((directory / "manifest.json").read_text())["people"] != people:
-        fail(f"{directory} 已有另一规模的演示城市；删除它或用 --dir 指定新目录")
-    init()
-    load_cmd(directory, True)
-    out.print(
-        f"演示城市已就绪：http://{host}:{port}/  开放数据门户 http://{host}:{port}/open"
-        f"  （数据库 {Settings.from_env().database_url}）",
-        highlight=False,
-    )
-    serve(host, port)

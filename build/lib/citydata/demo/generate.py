@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import json
+import tomllib
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -22,22 +23,58 @@ import polars as pl
 import xlsxwriter
 
 from citydata.demo.city import HOMOPHONES, REGISTER_TOPICS, UNITS
+from citydata.demo.grid import generate as generate_grid
 from citydata.demo.people import REFERENCE_DAY, houses, legal_persons, population
+from citydata.demo.services import generate as generate_services
+from citydata.demo.services import hall_units
 from citydata.demo.sources import (
-    F,
     Source,
+    field_spec,
     housing_sources,
     legal_sources,
     person_sources,
     place_sources,
     register_sources,
 )
-from citydata.standards import credit_check_digit, id_number_15_to_18
+from citydata.standards import credit_check_digit, id_check_digit, id_number_15_to_18
 
 TARGET_CLASSES = 700
-BAD_ROW_SHARE = 0.004  # rows per file that break a rule on purpose
-DISAGREE_SHARE = 0.03  # rows per person file that disagree with the truth but are valid
+PROFILES = Path(__file__).with_name("profiles")
+ID_KINDS = {"foreign_id", "id_slip", "legacy_id", "missing_id"}  # kinds that need an ID number
 _HOMOPHONE = {c: group for group in HOMOPHONES for c in group}
+
+
+@dataclass(frozen=True)
+class ErrorModel:
+    """How far the departments' files are from the truth (``profiles/<name>.toml``)."""
+
+    name: str
+    bad_rows: float  # share of a file's rows that break a rule
+    disagree: float  # share of a person file's rows that are valid but differ from the truth
+    weights: tuple[tuple[str, int], ...] = ()  # kinds among those rows; none: the class's own
+
+    def kinds(self, source: Source) -> list[str]:
+        """The kinds of disagreement, in the order planted rows take them in turn."""
+        if not self.weights:
+            return list(source.disagree)
+        has_id = any(f["name"] == "id_number" for f in source.fields)
+        own = set(source.disagree) | ({"foreign_id", "id_slip"} if has_id else set())
+        allowed = [(k, w) for k, w in self.weights if k in own and (has_id or k not in ID_KINDS)]
+        return [k for k, w in allowed for _ in range(w)]
+
+
+def error_model(name: str = "default") -> ErrorModel:
+    path = PROFILES / f"{name}.toml"
+    if not path.exists():
+        known = "、".join(sorted(p.stem for p in PROFILES.glob("*.toml")))
+        raise ValueError(f"没有误差模型「{name}」；可选：{known}")
+    spec = tomllib.loads(path.read_text(encoding="utf-8"))
+    return ErrorModel(
+        name,
+        float(spec["bad_rows"]),
+        float(spec["disagree"]),
+        tuple((str(k), int(w)) for k, w in spec.get("weights", {}).items()),
+    )
 
 
 @dataclass
@@ -117,17 +154,18 @@ def _legacy(id_number: str) -> str | None:
 
 
 def inject(
-    source: Source, rng: np.random.Generator
+    source: Source, rng: np.random.Generator, model: ErrorModel | None = None
 ) -> tuple[pl.DataFrame, list[Injected], np.ndarray]:
     """Plant rule-breaking rows, valid disagreements and exact duplicates; return the new frame,
     what was planted, and for each output row the index of the input row it came from."""
+    model = model or error_model()
     frame = source.frame
     n = len(frame)
     order = rng.permutation(n)
     candidates = [f for f in source.fields if not f["is_key"]]
     # At least one bad row per non-key field, so every rule of every file is exercised.
-    n_bad = min(max(len(candidates), int(n * BAD_ROW_SHARE)), n // 4)
-    n_dis = int(n * DISAGREE_SHARE) if source.disagree else 0
+    n_bad = min(max(len(candidates), int(n * model.bad_rows)), n // 4)
+    n_dis = int(n * model.disagree) if source.disagree else 0
     bad_rows, dis_rows = order[:n_bad], order[n_bad : n_bad + n_dis]
     dup_rows = order[n_bad + n_dis : n_bad + n_dis + max(1, n // 500)]
     # Only the planted rows are touched: a few percent of the file, read value by value and
@@ -152,7 +190,7 @@ def inject(
                 injected.append(Injected(int(row), f["name"], bad[0], bad[1], original, bad[2]))
                 break
 
-    kinds = source.disagree
+    kinds = model.kinds(source)
     for i, row in enumerate(dis_rows):
         kind = kinds[i % len(kinds)]
         if kind == "name":
@@ -177,6 +215,22 @@ def inject(
             new = address.replace("小区", "花园", 1)
             injected.append(Injected(int(row), "address", "address_old", None, address, new))
             put("address", row, new)
+        elif kind == "foreign_id" and (id_number := get("id_number", row)):
+            # someone else's number, as a child's record carries a parent's
+            other = get("id_number", int(order[int(rng.integers(0, n))]))
+            if other and other != id_number and len(other) == 18:
+                injected.append(
+                    Injected(int(row), "id_number", "id_foreign", None, id_number, other)
+                )
+                put("id_number", row, other)
+        elif kind == "id_slip" and (id_number := get("id_number", row)) and len(id_number) == 18:
+            # a slipped serial digit, the check digit recomputed by the system: valid, nobody's
+            at = 14 + int(rng.integers(0, 2))
+            digit = str((int(id_number[at]) + 1 + int(rng.integers(0, 9))) % 10)
+            first17 = id_number[:at] + digit + id_number[at + 1 : 17]
+            new = first17 + id_check_digit(first17)
+            injected.append(Injected(int(row), "id_number", "id_slip", None, id_number, new))
+            put("id_number", row, new)
 
     planted = frame.with_columns(
         frame[name].scatter(list(rows), list(rows.values())) for name, rows in changed.items()
@@ -261,6 +315,20 @@ def build_catalog(sources: list[Source], rng: np.random.Generator) -> dict:
         }
         for i, (code, name, short) in enumerate(UNITS, start=1)
     ]
+    # The service halls below the city (district, street, community): they run matters of the
+    # service platform and send no files of their own.
+    units += [
+        {
+            "code": hall["code"],
+            "name": hall["name"],
+            "short_name": hall["short_name"],
+            "credit_code": _unit_credit_code(i),
+            "level": hall["level"],
+            "contact": "窗口负责人",
+            "phone": f"0731-8899{i:04d}",
+        }
+        for i, hall in enumerate(hall_units(), start=len(UNITS) + 1)
+    ]
     classes = [_class_entry(s) for s in sources]
     # The rest of each department's catalog: classes it declares and shares through interfaces
     # or on request, without batch files on this platform yet.
@@ -310,9 +378,9 @@ def build_catalog(sources: list[Source], rng: np.random.Generator) -> dict:
                 "status": "published",
                 "version": 1,
                 "fields": [
-                    F("record_id", "记录标识", "C", 32, key=True),
-                    F("title", "标题", "C", 200, required=True),
-                    F("issued_on", "日期", "D", rules=["past_date"]),
+                    field_spec("record_id", "记录标识", "C", 32, key=True),
+                    field_spec("title", "标题", "C", 200, required=True),
+                    field_spec("issued_on", "日期", "D", rules=["past_date"]),
                 ],
             }
         )
@@ -398,7 +466,10 @@ def generate(
     people: int = 20_000,
     seed: int = 2020,
     progress: Callable[[str, int, int], None] | None = None,
+    errors: str = "default",
 ) -> dict:
+    """The demo city in ``out``; ``errors`` names the error model (``profiles/<name>.toml``)."""
+    model = error_model(errors)
     rng = np.random.default_rng(seed)
     out.mkdir(parents=True, exist_ok=True)
     (out / "truth").mkdir(exist_ok=True)
@@ -409,25 +480,25 @@ def generate(
         person_sources(city, rng)
         + legal_sources(companies, rng)
         + housing_sources(homes, rng)
-        + place_sources(people, rng)
+        + place_sources(people, rng, seed)
         + register_sources(companies, people, rng)
     )
 
     files, rules = [], Counter()
     # The truth of each file is written as the file is, not gathered for the end: at 10M people
     # the row-to-entity table alone would hold some eighty million rows.
-    errors = _TruthTable(out / "truth/errors.parquet", ERROR_SCHEMA)
+    error_truth = _TruthTable(out / "truth/errors.parquet", ERROR_SCHEMA)
     provenance = _TruthTable(out / "truth/rows.parquet", ROW_SCHEMA)
     for i, source in enumerate(sources):
         if progress:
             progress(source.name, i, len(sources))
-        frame, injected, positions = inject(source, rng)
+        frame, injected, positions = inject(source, rng, model)
         rel = Path("units") / source.unit / _file_name(source)
         (out / rel).parent.mkdir(parents=True, exist_ok=True)
         write_frame(source, frame, out / rel, source.encoding)
         # Where each planted problem ended up once duplicates were inserted (1-based rows).
         first_row = {int(p): r + 1 for r, p in reversed(list(enumerate(positions)))}
-        errors.write(
+        error_truth.write(
             pl.DataFrame(
                 [
                     {
@@ -479,15 +550,20 @@ def generate(
     (out / "catalog.json").write_text(
         json.dumps(catalog, ensure_ascii=False, indent=1) + "\n", encoding="utf-8"
     )
+    services = generate_services(out, catalog["units"], city, companies, seed)
+    grid = generate_grid(out, people, seed)
     manifest = {
         "seed": seed,
         "people": people,
+        "errors": model.name,
         "reference_day": REFERENCE_DAY.isoformat(),
         "units": len(catalog["units"]),
         "classes": len(catalog["classes"]),
         "classes_with_files": len(sources),
         "files": files,
         "bad_rows_by_rule": dict(sorted(rules.items())),
+        "services": services,
+        "grid": grid,
     }
     (out / "manifest.json").write_text(
         json.dumps(manifest, ensure_ascii=False, indent=1) + "\n", encoding="utf-8"
@@ -495,7 +571,7 @@ def generate(
     city.write_parquet(out / "truth/people.parquet")
     companies.write_parquet(out / "truth/legal_persons.parquet")
     homes.write_parquet(out / "truth/houses.parquet")
-    errors.close()
+    error_truth.close()
     provenance.close()
     return manifest
 

@@ -58,7 +58,7 @@ PHONE_PREFIXES = [
 ]
 
 
-def pick(rng: np.random.Generator, values: list, n: int, weights=None) -> np.ndarray:  # noqa: ANN001
+def pick(rng: np.random.Generator, values: list, n: int, weights=None) -> np.ndarray:
     p = None if weights is None else np.asarray(weights, float) / np.sum(weights)
     return np.asarray(values, dtype=object)[rng.choice(len(values), n, p=p)]
 

@@ -86,7 +86,7 @@ APPLICATIONS = [
 ]
 
 
-def _operator(session) -> User:  # noqa: ANN001
+def operator(session) -> User:
     user = session.scalar(select(User).where(User.username == OPERATOR))
     return user or create_user(
         session, OPERATOR, secrets.token_urlsafe(24), "admin", None, "演示共享"
@@ -99,13 +99,13 @@ def _applications(store: Store, today: date) -> list[tuple[str, int, str]]:
     with store.session() as session:
         if session.scalar(select(func.count()).select_from(ShareApplication)):
             return []
-        operator = _operator(session)
+        acting = operator(session)
         for consumer, code, fields, clear, fate, purpose, basis, system in APPLICATIONS:
             if session.get(ResourceClass, code) is None:
                 continue
             app = service.apply(
                 session,
-                operator,
+                acting,
                 consumer_code=consumer,
                 class_code=code,
                 fields=fields,
@@ -117,13 +117,13 @@ def _applications(store: Store, today: date) -> list[tuple[str, int, str]]:
                 today=today - timedelta(days=30) if fate == "overdue" else today,
             )
             if fate == "approve":
-                service.decide(session, operator, app.id, "approve", "符合共享条件")
+                service.decide(session, acting, app.id, "approve", "符合共享条件")
             elif fate == "reject":
                 service.decide(
-                    session, operator, app.id, "reject", "线索核查应逐案申请，不宜批量共享房屋权属"
+                    session, acting, app.id, "reject", "线索核查应逐案申请，不宜批量共享房屋权属"
                 )
             if app.status == "approved":
-                issued = service.issue_credential(session, operator, app.id)
+                issued = service.issue_credential(session, acting, app.id)
                 approved.append((consumer, app.id, issued.secret))
         refused = session.scalar(
             select(ResourceClass).where(
@@ -133,7 +133,7 @@ def _applications(store: Store, today: date) -> list[tuple[str, int, str]]:
         if refused is not None:
             service.apply(
                 session,
-                operator,
+                acting,
                 consumer_code="csmz",
                 class_code=refused.code,
                 fields=[refused.fields[0].name],
@@ -195,7 +195,7 @@ def replay(store: Store, calls: int = 300, seed: int = 2020) -> dict[str, Any]:
     import asyncio
 
     from citydata.config import Settings
-    from citydata.web.app import create_app
+    from citydata.share.api import standalone
 
     today = date.today()
     approved = _applications(store, today)
@@ -218,7 +218,7 @@ def replay(store: Store, calls: int = 300, seed: int = 2020) -> dict[str, Any]:
     with store.session() as session:
         apps = {a.id: a for a in session.scalars(select(ShareApplication))}
     outcomes: dict[int, int] = {}
-    app = create_app(store, Settings(database_url=store.url, secret_key="demo-replay"))
+    app = standalone(store, Settings(database_url=store.url, secret_key="demo-replay"))
     client = _InProcess(app)
 
     async def run() -> None:

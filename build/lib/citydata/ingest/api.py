@@ -126,7 +126,7 @@ def receive_in_background(
                 encoding,
                 on_batch=lambda batch_id: (started.setdefault("batch_id", batch_id), ready.set()),
             )
-        except Exception as exc:  # noqa: BLE001 - reported to the waiting request below
+        except Exception as exc:  # reported to the waiting request below
             started["error"] = exc
         finally:
             ready.set()

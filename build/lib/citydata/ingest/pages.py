@@ -14,13 +14,14 @@ from citydata.ingest.api import (
 )
 from citydata.web.auth import check_csrf, current_user, signed_in
 from citydata.web.params import RowId
-from citydata.web.render import render
+from citydata.web.render import render, use_templates
 
 router = APIRouter(include_in_schema=False)
+use_templates(__file__)
 
 
 @router.get("/batches")
-def batches_page(request: Request, unit: str = "", page: int = Query(1, ge=1, le=1 << 20)):  # noqa: ANN201
+def batches_page(request: Request, unit: str = "", page: int = Query(1, ge=1, le=1 << 20)):
     with request.app.state.store.session() as session:
         user = signed_in(request, session)
         own = batch_scope(user)
@@ -38,7 +39,7 @@ def upload(
     mode: str = Form("append"),
     encoding: str = Form(""),
     csrf: str = Form(""),
-):  # noqa: ANN201
+):
     check_csrf(request, csrf)
     with request.app.state.store.session() as session:
         user = signed_in(request, session)
@@ -47,7 +48,7 @@ def upload(
 
 
 @router.get("/batches/{batch_id}")
-def batch_page(request: Request, batch_id: RowId):  # noqa: ANN201
+def batch_page(request: Request, batch_id: RowId):
     with request.app.state.store.session() as session:
         user = signed_in(request, session)
         batch, values = visible_batch(session, user, batch_id)
@@ -65,7 +66,7 @@ def batch_page(request: Request, batch_id: RowId):  # noqa: ANN201
 
 
 @router.get("/quality")
-def quality_page(request: Request):  # noqa: ANN201
+def quality_page(request: Request):
     with request.app.state.store.session() as session:
         user = current_user(request, session)
         return render(request, "quality.html", user, scores=service.quality_scores(session))

@@ -32,6 +32,7 @@ from citydata.ingest.models import Batch, Reject
 from citydata.ingest.readers import Source, UnreadableFile, open_source
 from citydata.ingest.validate import ROW, BatchKeys, Checked, validate
 from citydata.privacy.masking import class_fields, grant_masks, mask_value
+from citydata.standards.ids import id_check_digit, id_number_problem
 
 MODES = ("append", "upsert", "replace", "delete")
 Progress = Callable[[str, int, int], None]
@@ -467,7 +468,7 @@ def rejects_shown(session: Session, batch: Batch, limit: int) -> list[dict[str, 
     sharing service masks them (jointly over the class's fields: rejects of one row together
     must not rebuild a masked value)."""
     rc = session.get(ResourceClass, batch.class_code)
-    rows = rejects_frame(session, batch.id).head(limit).to_dicts()
+    rows = explained(rejects_frame(session, batch.id).head(limit)).to_dicts()
     if rc is None:
         return [{**r, "value": None} for r in rows]
     every, masks = class_fields(rc.code, rc.fields)
@@ -478,14 +479,38 @@ def rejects_shown(session: Session, batch: Batch, limit: int) -> list[dict[str, 
     return rows
 
 
+def _id_problem(value: str | None) -> str:
+    """Why a refused ID number was refused (a legacy 15-digit one judged as converted)."""
+    number = (value or "").strip().upper()
+    if len(number) == 15 and number.isdigit():
+        first17 = number[:6] + "19" + number[6:]
+        number = first17 + id_check_digit(first17)
+    return id_number_problem(number) or ""
+
+
+def explained(frame: pl.DataFrame) -> pl.DataFrame:
+    """Rejects with ``说明``: the rule's Chinese name, and for an ID number why it failed
+    ("430120：1983 年后停用，早于首次发证"). The reasons are worked out only for the refused
+    values of that one rule — the rows that failed, never the batch."""
+    named = pl.col("rule").replace_strict(RULE_NAMES, default=pl.col("rule"))
+    ids = frame.filter(pl.col("rule") == "id_number")
+    reasons = dict.fromkeys(ids["value"].unique().to_list())
+    for value in reasons:
+        reasons[value] = _id_problem(value)
+    why = pl.col("value").replace_strict(reasons, default="", return_dtype=pl.String)
+    return frame.with_columns(
+        pl.when((pl.col("rule") == "id_number") & (why != ""))
+        .then(pl.concat_str(named, pl.lit("："), why))
+        .otherwise(named)
+        .alias("说明")
+    )
+
+
 def rejects_export(session: Session, batch_id: int, fmt: str = "csv") -> bytes:
-    """The rejected checks with the rule's Chinese name, for the department to fix and resubmit."""
-    frame = (
-        rejects_frame(session, batch_id)
-        .with_columns(
-            pl.col("rule").replace_strict(RULE_NAMES, default=pl.col("rule")).alias("说明")
-        )
-        .rename({"row": "行号", "field": "信息项", "rule": "规则", "value": "原值"})
+    """The rejected checks with the rule's Chinese name and, where it helps, why — for the
+    department to fix and resubmit."""
+    frame = explained(rejects_frame(session, batch_id)).rename(
+        {"row": "行号", "field": "信息项", "rule": "规则", "value": "原值"}
     )
     if fmt == "xlsx":
         import io

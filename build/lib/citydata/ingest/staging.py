@@ -308,7 +308,7 @@ class BatchWriter:
         self.mode, self.keys = mode, keys
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="batch-writer")
         self._last: Future | None = None
-        self.txn = None
+        self.txn: Any = None  # a _SpooledSqliteTransaction or a _DirectTransaction, once open
         # Opened on the worker, like every later step: the first chunk is read and validated
         # meanwhile (loading the ADBC driver alone took a quarter of a second).
         self._run(self._open, engine)
@@ -325,7 +325,7 @@ class BatchWriter:
     def removed(self) -> int:
         return self.txn.removed
 
-    def _run(self, fn, *args) -> None:  # noqa: ANN001
+    def _run(self, fn, *args) -> None:
         if self._last is not None:
             self._last.result()  # surfaces the previous call's error here, in order
         self._last = self._pool.submit(fn, *args)

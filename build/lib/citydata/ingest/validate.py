@@ -33,7 +33,7 @@ def _first_that_parses(e: pl.Expr, parsers: list, dtype: pl.DataType) -> pl.Expr
     return e.map_batches(run, return_dtype=dtype, is_elementwise=True)
 
 
-def _date_format(fmt: str, slashes: bool = False):  # noqa: ANN202
+def _date_format(fmt: str, slashes: bool = False):
     def parse(values: pl.Series) -> pl.Series:
         if slashes:
             values = values.str.replace_all("/", "-", literal=True)
@@ -43,7 +43,7 @@ def _date_format(fmt: str, slashes: bool = False):  # noqa: ANN202
     return parse
 
 
-def _datetime_format(fmt: str):  # noqa: ANN202
+def _datetime_format(fmt: str):
     return lambda values: values.str.to_datetime(fmt, strict=False, cache=False)
 
 

@@ -87,7 +87,7 @@ def _prior(frame: pl.DataFrame, settings: MatchSettings, recall: float = 0.9) ->
     return min(max(sharing / recall / (n * (n - 1) / 2), 1e-7), 0.5)
 
 
-def duckdb_api():  # noqa: ANN201
+def duckdb_api():
     """Splink's DuckDB backend, spilling to the system's temporary folder — by default DuckDB
     spills to ``.tmp`` in the working directory, which may be a source checkout."""
     import duckdb
@@ -123,7 +123,7 @@ def train_and_predict(
     for rule in _blocking(settings):  # each EM session trains every comparison but its block's
         try:
             linker.training.estimate_parameters_using_expectation_maximisation(rule)
-        except Exception as exc:  # noqa: BLE001 - a block with too few pairs to learn from
+        except Exception as exc:  # a block with too few pairs to learn from
             logging.getLogger(__name__).info("EM on %s skipped: %s", rule, exc)
     pairs = linker.inference.predict(threshold_match_probability=settings.review_threshold)
     clusters = linker.clustering.cluster_pairwise_predictions_at_threshold(

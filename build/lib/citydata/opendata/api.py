@@ -17,8 +17,8 @@ from starlette.concurrency import run_in_threadpool
 from citydata.accounts.models import User
 from citydata.accounts.service import user_for_token
 from citydata.opendata import ckan, downloads, service, sql
-from citydata.opendata.service import Catalogue, Dataset, OpenDataError
-from citydata.share.service import released_to
+from citydata.opendata.permissions import may_read
+from citydata.opendata.service import Catalogue, OpenDataError
 from citydata.web.auth import cookie_user
 from citydata.web.client import client_ip
 from citydata.web.errors import documented
@@ -59,10 +59,6 @@ def api_user(request: Request, session: Session) -> User | None:
     if key:
         return user_for_token(session, key)
     return cookie_user(request, session)
-
-
-def may_read(session: Session, user: User | None, ds: Dataset) -> bool:
-    return ds.downloadable or released_to(session, user, ds.code)
 
 
 def limited(request: Request) -> int | None:

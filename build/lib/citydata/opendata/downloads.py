@@ -31,7 +31,7 @@ def count(session: Session, code: str, fmt: str, day: date) -> None:
         .where(OpenDownload.dataset == code, OpenDownload.format == fmt, OpenDownload.day == day)
         .values(count=OpenDownload.count + 1)
     )
-    if not session.execute(bump).rowcount:
+    if not session.execute(bump).rowcount:  # type: ignore[attr-defined]
         try:
             with session.begin_nested():
                 session.add(OpenDownload(dataset=code, format=fmt, day=day, count=1))

@@ -10,18 +10,21 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import RedirectResponse
 
+from citydata.accounts.pages import sign_in
 from citydata.accounts.service import AccountError, create_user
 from citydata.catalog import vocab
 from citydata.opendata import downloads, service
-from citydata.opendata.api import api_user, base_url, catalogue, may_read
+from citydata.opendata.api import api_user, base_url, catalogue
+from citydata.opendata.permissions import may_read
 from citydata.opendata.service import TOPIC_BY_NAME, TOPICS, OpenDataError
 from citydata.share.models import STATUS
 from citydata.share.service import ShareError, applications, apply_open
-from citydata.web.auth import check_csrf, sign_in, signed_in
+from citydata.web.auth import check_csrf, signed_in
 from citydata.web.client import client_ip
-from citydata.web.render import render
+from citydata.web.render import render, use_templates
 
 router = APIRouter(include_in_schema=False)
+use_templates(__file__)
 PAGE_SIZE = 20
 PREVIEW_ROWS = 20
 FACET_LABELS = {
@@ -47,7 +50,7 @@ def _facet_label(facet: str, value: str, names: dict[str, str]) -> str:
     return value
 
 
-def _search_page(request: Request, heading: str, fixed: dict[str, str], template: str):  # noqa: ANN202
+def _search_page(request: Request, heading: str, fixed: dict[str, str], template: str):
     params = request.query_params
     q = params.get("q", "")
     page = params.get("page", "1")
@@ -110,12 +113,12 @@ def _search_page(request: Request, heading: str, fixed: dict[str, str], template
 
 
 @router.get("/open")
-def portal(request: Request):  # noqa: ANN201
+def portal(request: Request):
     return _search_page(request, "公共数据开放", {}, "open_search.html")
 
 
 @router.get("/open/organization/{code}")
-def organization(code: str, request: Request):  # noqa: ANN201
+def organization(code: str, request: Request):
     with request.app.state.store.session() as session:
         found = [d for d in catalogue(request).datasets(session).values() if d.provider == code]
     if not found:
@@ -124,14 +127,14 @@ def organization(code: str, request: Request):  # noqa: ANN201
 
 
 @router.get("/open/group/{name}")
-def group(name: str, request: Request):  # noqa: ANN201
+def group(name: str, request: Request):
     if name not in TOPIC_BY_NAME:
         return render(request, "open_message.html", message="没有这个主题", status_code=404)
     return _search_page(request, TOPIC_BY_NAME[name].title, {"groups": name}, "open_search.html")
 
 
 @router.get("/open/latest")
-def latest(request: Request):  # noqa: ANN201
+def latest(request: Request):
     with request.app.state.store.session() as session:
         user = api_user(request, session)
         datasets = sorted(
@@ -141,7 +144,7 @@ def latest(request: Request):  # noqa: ANN201
 
 
 @router.get("/open/api")
-def api_guide(request: Request):  # noqa: ANN201
+def api_guide(request: Request):
     with request.app.state.store.session() as session:
         user = api_user(request, session)
         example = next(
@@ -151,7 +154,7 @@ def api_guide(request: Request):  # noqa: ANN201
 
 
 @router.get("/open/dataset/{slug}")
-def dataset(slug: str, request: Request, page: int = Query(1, ge=1, le=1_000_000)):  # noqa: ANN201
+def dataset(slug: str, request: Request, page: int = Query(1, ge=1, le=1_000_000)):
     with request.app.state.store.session() as session:
         user = api_user(request, session)
         try:
@@ -191,7 +194,7 @@ def dataset(slug: str, request: Request, page: int = Query(1, ge=1, le=1_000_000
 
 
 @router.post("/open/dataset/{slug}/apply")
-def apply(slug: str, request: Request, purpose: str = Form(""), csrf: str = Form("")):  # noqa: ANN201
+def apply(slug: str, request: Request, purpose: str = Form(""), csrf: str = Form("")):
     check_csrf(request, csrf)
     with request.app.state.store.session() as session:
         user = signed_in(request, session)
@@ -212,12 +215,12 @@ def apply(slug: str, request: Request, purpose: str = Form(""), csrf: str = Form
 
 
 @router.get("/open/register")
-def register_form(request: Request):  # noqa: ANN201
+def register_form(request: Request):
     return render(request, "open_register.html")
 
 
 @router.post("/open/register")
-def register(  # noqa: ANN201
+def register(
     request: Request,
     username: str = Form(...),
     display_name: str = Form(...),

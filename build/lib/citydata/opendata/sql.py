@@ -23,7 +23,6 @@ import sqlglot
 from sqlalchemy.orm import Session
 from sqlglot import exp
 
-from citydata.ingest import staging
 from citydata.opendata.service import DATASTORE_MAX, Dataset, OpenDataError, find_resource
 from citydata.opendata.sqlguard import SCHEMA, Exposure, Guard, GuardUnavailable, refused
 
@@ -45,12 +44,10 @@ def _refuse(message: str) -> OpenDataError:
 
 def exposure(ds: Dataset) -> Exposure:
     """How user SQL sees a dataset: its table's public fields and the ``_id`` CKAN shows."""
-    ids = {"department": (staging.BATCH, staging.ROW), "base": ("master_id",)}
     return Exposure(
         slug=ds.slug,
-        table=ds.table,
+        where=ds.where,
         columns=tuple(f.name for f in ds.fields),
-        id_columns=ids.get(ds.source_kind, ()),
         released_only=not ds.downloadable,
     )
 
@@ -129,7 +126,7 @@ def guard_for(session: Session) -> Guard:
     guard = getattr(engine, "_citydata_sql_guard", None)
     if guard is None:
         guard = Guard(engine)
-        engine._citydata_sql_guard = guard  # type: ignore[attr-defined]
+        engine._citydata_sql_guard = guard
     return guard
 
 
@@ -154,7 +151,7 @@ def run(
             names, rows = execute(sql, max_rows)
     except GuardUnavailable as exc:
         raise OpenDataError(str(exc), "Service Unavailable", 503) from exc
-    except Exception as exc:  # noqa: BLE001 - every database error becomes a clean refusal
+    except Exception as exc:  # every database error becomes a clean refusal
         message = str(getattr(exc, "orig", exc)).splitlines()[0]
         if "interrupted" in message or "statement timeout" in message:
             raise _refuse(f"查询超过 {time_limit:g} 秒，已停止") from exc

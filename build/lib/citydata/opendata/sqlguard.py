@@ -30,11 +30,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote
 
-from sqlalchemy import Engine, column, literal, select, table, text
+from sqlalchemy import Engine, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 
-from citydata.ingest import staging
+from citydata.bases.tables import ClassTable
 
 SCHEMA = "open_sql"  # PostgreSQL: where the views live
 READER_ROLE = "citydata_open_sql"
@@ -60,20 +60,17 @@ class Exposure:
     """One dataset as user SQL may see it."""
 
     slug: str
-    table: str  # the table holding the rows
+    where: ClassTable  # the table holding its rows
     columns: tuple[str, ...]  # the public fields
-    id_columns: tuple[str, ...]  # what ``_id`` is computed from
     released_only: bool  # 有条件开放: rows only for a connection it was released to
 
-    def select(self, dialect: str):  # noqa: ANN201
-        source = table(self.table, *[column(c) for c in (*self.columns, *self.id_columns)])
-        if self.id_columns == (staging.BATCH, staging.ROW):
-            ident = source.c[staging.BATCH] * (1 << 32) + source.c[staging.ROW]
-        elif self.id_columns:
-            ident = source.c[self.id_columns[0]]
-        else:
-            ident = literal(None)  # a theme's rows have no stable id
-        stmt = select(ident.label("_id"), *[source.c[c] for c in self.columns])
+    @property
+    def table(self) -> str:
+        return self.where.table
+
+    def select(self, dialect: str) -> str:
+        source = self.where.source(self.columns)
+        stmt = select(self.where.row_id(source).label("_id"), *[source.c[c] for c in self.columns])
         compiled = stmt.compile(
             dialect=postgresql.dialect() if dialect == "postgresql" else sqlite.dialect(),
             compile_kwargs={"literal_binds": True},
@@ -94,7 +91,7 @@ class Exposure:
 
     def view_name(self, dialect: str) -> str:
         digest = hashlib.sha256(
-            repr((self.table, self.columns, self.id_columns, self.released_only)).encode()
+            repr((self.table, self.columns, self.where.order, self.released_only)).encode()
         ).hexdigest()[:10]
         return f"open_{self.slug.replace('-', '_').lower()}_{digest}"
 
@@ -106,7 +103,7 @@ class Exposure:
         """The (table, column) pairs a read through this view touches (SQLite's authorizer)."""
         name = self.view_name(dialect)
         own = {(name, c) for c in ("_id", *self.columns)} | {(name, "")}
-        underlying = {(self.table, c) for c in (*self.columns, *self.id_columns)}
+        underlying = {(self.table, c) for c in (*self.columns, *self.where.order)}
         return own | underlying | {(self.table, "")}
 
 
@@ -154,7 +151,7 @@ class Guard:
     def _qualify(self, name: str) -> str:
         return f'"{SCHEMA}"."{name}"' if self.dialect == "postgresql" else f'"{name}"'
 
-    def _existing_views(self, conn) -> set[str]:  # noqa: ANN001
+    def _existing_views(self, conn) -> set[str]:
         if self.dialect == "postgresql":
             found = conn.execute(
                 text("SELECT table_name FROM information_schema.views WHERE table_schema = :s"),
@@ -179,7 +176,7 @@ class Guard:
         url = url.set(username=READER_ROLE, password=password, drivername="postgresql")
         return url.render_as_string(hide_password=False)
 
-    def _prepare_postgres(self, conn) -> None:  # noqa: ANN001
+    def _prepare_postgres(self, conn) -> None:
         if self._ready:
             return
         password = make_url(self.engine.url.render_as_string(hide_password=False)).password
@@ -205,7 +202,7 @@ class Guard:
                         f"ALTER ROLE {READER_ROLE} SET default_transaction_read_only = on"
                     )
                     conn.exec_driver_sql(f"ALTER ROLE {READER_ROLE} SET statement_timeout = '30s'")
-        except Exception as exc:  # noqa: BLE001 - no right to make roles: say so, run nothing
+        except Exception as exc:  # no right to make roles: say so, run nothing
             raise GuardUnavailable(
                 "SQL 查询未启用：数据库账号无权创建只读角色，请由数据库管理员按 docs/security.md "
                 "创建，或设置 CITYDATA_OPEN_SQL_URL"
@@ -299,7 +296,7 @@ def _reader_password(platform_password: str | None) -> str | None:
 
 def sqlite_authorizer(
     exposures: Sequence[Exposure], stored: Iterable[str], dialect: str = "sqlite"
-):  # noqa: ANN201
+):
     """Allow a SELECT to read only the views of ``exposures`` and the columns they read.
     ``stored``: the database's table and view names (a CTE's reads look like a table's count)."""
     readable: set[tuple[str, str]] = set()

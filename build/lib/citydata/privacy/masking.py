@@ -255,7 +255,7 @@ def joint_masks(fields: Sequence[Field], masked: Mapping[str, str]) -> dict[str,
     return kinds
 
 
-def class_fields(class_code: str, fields: Sequence) -> tuple[tuple[Field, ...], dict[str, str]]:  # noqa: ANN001
+def class_fields(class_code: str, fields: Sequence) -> tuple[tuple[Field, ...], dict[str, str]]:
     """A class's fields (objects with name, rules, sensitivity) as joint masking sees them, and
     the masks of its personal ones."""
     every = tuple(

@@ -28,14 +28,14 @@ AS_USER = typer.Option(..., "--user", "-u", help="以哪个用户的身份操作
 JSON_OUT = typer.Option(False, "--json", help="输出 JSON")
 
 
-def _user(session, username: str) -> User:  # noqa: ANN001
+def _user(session, username: str) -> User:
     found = session.scalar(select(User).where(User.username == username, User.active.is_(True)))
     if found is None:
         fail(f"没有用户「{username}」")
     return found
 
 
-def _run(username: str, fn, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
+def _run(username: str, fn, *args, **kwargs):
     """Call ``fn(session, user, …)`` in one transaction; a sharing rule broken is a message."""
     try:
         with store().session() as session:
@@ -82,7 +82,7 @@ def apply_cmd(
 ) -> None:
     """Apply for fields of a resource class."""
 
-    def run(session, user):  # noqa: ANN001, ANN202
+    def run(session, user):
         return service.apply(
             session,
             user,
@@ -123,7 +123,7 @@ def list_cmd(
     out.print(table)
 
 
-def _decide(action: str):  # noqa: ANN202
+def _decide(action: str):
     def command(
         application_id: int = typer.Argument(...),
         reason: str = typer.Option("", "--reason", help="理由（驳回、要求补充时必填）"),

@@ -1,17 +1,15 @@
-"""One sharing call, without HTTP: who is calling (credential → approved application), what they
-may see (granted fields, masks), and the rows — read from the base table, the theme table or the
-department's staging table that holds the class's data.
+"""One sharing call, without HTTP: lookup, verify, query, export, the change feed. Who is
+calling is ``callers``' business, what the class's data is and how it is masked ``resources'``;
+this module reads the rows — from the base table, the theme table or the department's staging
+table that holds the class's data — and delivers them.
 
 Nothing here returns a field that was not both granted and asked for, and a personal field
 leaves masked unless the approval grants it in clear."""
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
 from typing import Any
 
 import polars as pl
@@ -20,37 +18,27 @@ from sqlalchemy import (
     and_,
     bindparam,
     column,
-    func,
     literal,
     select,
     table,
 )
 from sqlalchemy.orm import Session
 
-from citydata.audit.models import AuditEntry
-from citydata.audit.service import IS_CALL
 from citydata.bases.models import MasterChange
-from citydata.bases.service import base_for_class
-from citydata.catalog.models import ResourceClass
-from citydata.catalog.service import get_class
 from citydata.db import keyset
 from citydata.ingest import staging
 from citydata.privacy.masking import (
-    Field,
-    class_fields,
-    grant_masks,
     mask_frame,
     mask_value,
 )
-from citydata.share.models import STATUS, ShareApplication, ShareCredential
-from citydata.share.service import (
-    CREDENTIAL_PREFIX,
-    ShareError,
-    current_status,
-    ip_allowed,
-    secret_matches,
+from citydata.share.callers import Caller, Limiter, authenticate  # noqa: F401 - the door
+from citydata.share.resources import (  # noqa: F401 - the door
+    Resource,
+    masks_for,
+    resource,
+    wanted_fields,
 )
-from citydata.web.ratelimit import MinuteWindows
+from citydata.share.service import ShareError
 
 MAX_KEYS = 100
 MAX_LIMIT = 1000
@@ -66,240 +54,16 @@ OPS = {
 }
 
 
-def _unauthorised(message: str) -> ShareError:
-    return ShareError(message, "unauthorized", 401)
+def _source(res: Resource, fields: list[str]):
+    return res.where.source(fields)
 
 
-# ---------------------------------------------------------------- the caller
-
-
-@dataclass(frozen=True)
-class Caller:
-    key_id: str
-    application_id: int
-    consumer_code: str
-    system_name: str
-    class_code: str
-    class_version: int
-    granted: frozenset[str]
-    unmasked: frozenset[str]
-    daily_volume: int
-    rate_per_minute: int
-
-
-# Built once, and plain columns rather than ORM objects: this runs on every call, and building
-# the statement and loading three entities cost more than the lookup itself. Its row answers
-# the attributes secret_matches, ip_allowed and current_status read.
-_CREDENTIAL = (
-    select(
-        ShareCredential.key_id,
-        ShareCredential.secret_hash,
-        ShareCredential.previous_hash,
-        ShareCredential.previous_until,
-        ShareCredential.revoked_at,
-        ShareCredential.ip_allow,
-        ShareCredential.rate_per_minute,
-        ShareApplication.id,
-        ShareApplication.status,
-        ShareApplication.valid_until,
-        ShareApplication.consumer_code,
-        ShareApplication.system_name,
-        ShareApplication.class_code,
-        ShareApplication.granted,
-        ShareApplication.granted_unmasked,
-        ShareApplication.daily_volume,
-        ResourceClass.version,
-    )
-    .join(ShareApplication, ShareApplication.id == ShareCredential.application_id)
-    .join(ResourceClass, ResourceClass.code == ShareApplication.class_code)
-    .where(ShareCredential.key_id == bindparam("key_id"))
-)
-
-
-def authenticate(
-    session: Session, authorization: str, client_ip: str, now: datetime | None = None
-) -> Caller:
-    """The credential in ``Authorization: Bearer cds_<key id>_<secret>``, checked at every call:
-    a revoked credential or a revoked or expired approval stops the very next call."""
-    now = now or datetime.now(UTC)
-    scheme, _, presented = authorization.partition(" ")
-    presented = presented.strip()
-    parts = presented.split("_", 2)
-    if scheme.lower() != "bearer" or len(parts) != 3 or parts[0] != CREDENTIAL_PREFIX:
-        raise _unauthorised("缺少或无法识别的共享凭证（Authorization: Bearer cds_…）")
-    found = session.connection().execute(_CREDENTIAL, {"key_id": parts[1]}).first()
-    if found is None or not secret_matches(found, presented, now):
-        raise _unauthorised("共享凭证无效")
-    if found.revoked_at is not None:
-        raise _unauthorised("共享凭证已吊销")
-    if not ip_allowed(found, client_ip):
-        raise ShareError(f"凭证不允许从 {client_ip} 调用", "ip_not_allowed", 403)
-    status = current_status(found, now.date())
-    if status != "approved":
-        raise ShareError(
-            f"共享申请 {found.id} 当前为「{STATUS[status]}」", f"application_{status}", 403
-        )
-    return Caller(
-        found.key_id,
-        found.id,
-        found.consumer_code,
-        found.system_name,
-        found.class_code,
-        found.version,
-        frozenset(found.granted),
-        frozenset(found.granted_unmasked),
-        found.daily_volume,
-        found.rate_per_minute,
-    )
-
-
-class Limiter:
-    """Per credential: calls per minute (a fixed window) and calls per day (the application's
-    declared daily volume). Counted in this process; the day's count starts from the audit log,
-    so a restart does not hand out a fresh quota."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._minute = MinuteWindows()
-        self._day: dict[str, tuple[date, int]] = {}
-
-    def check(self, session: Session, caller: Caller, now: float | None = None) -> None:
-        now = now or time.time()
-        today = datetime.fromtimestamp(now, UTC).date()
-        with self._lock:
-            seen = self._day.get(caller.key_id)
-        if seen is None or seen[0] != today:
-            start = datetime.combine(today, datetime.min.time(), UTC)
-            used = session.scalar(
-                select(func.count()).where(
-                    AuditEntry.key_id == caller.key_id,
-                    AuditEntry.at >= start,
-                    AuditEntry.outcome == "ok",
-                    IS_CALL,
-                )
-            )
-            seen = (today, used or 0)
-        with self._lock:
-            day, used_today = self._day.get(caller.key_id, seen)
-            if day != today:
-                day, used_today = seen
-            if used_today >= caller.daily_volume:
-                tomorrow = datetime.combine(today, datetime.min.time(), UTC).timestamp() + 86400
-                raise _too_many("已用完今日调用配额", int(tomorrow - now) + 1)
-            wait = self._minute.take(caller.key_id, caller.rate_per_minute, now)
-            if wait is not None:
-                raise _too_many("调用过于频繁", wait)
-            self._day[caller.key_id] = (today, used_today + 1)
-
-
-def _too_many(message: str, retry_after: int) -> ShareError:
-    return ShareError(message, "rate_limited", 429, max(retry_after, 1))
-
-
-# ---------------------------------------------------------------- what the class's data is
-
-
-@dataclass(frozen=True)
-class Resource:
-    class_code: str
-    kind: str  # base | theme | department
-    table: str
-    key_column: str | None  # looked up by a single key
-    key_field: str | None
-    order: tuple[str, ...]  # a stable row order for cursors (empty: offsets)
-    masks: dict[str, str]  # personal field -> mask kind
-    base: str | None  # the base whose masters the rows are, for the audit's subjects
-    fields: tuple[Field, ...] = ()  # every field, with the mask it would get (joint masking)
-
-
-_resources: dict[tuple[str, int], Resource] = {}
-
-
-def resource(session: Session, class_code: str, version: int | None = None) -> Resource:
-    cached = _resources.get((class_code, version)) if version is not None else None
-    if cached is not None:
-        return cached
-    rc = get_class(session, class_code)
-    if rc is None:
-        raise ShareError(f"信息资源「{class_code}」不存在", "unknown_class", 404)
-    every, masks = class_fields(rc.code, rc.fields)
-    keys = [f.name for f in rc.fields if f.is_key]
-    base = base_for_class(rc.code)
-    if base is not None:
-        found = Resource(
-            rc.code,
-            "base",
-            f"base_{base.code}",
-            "key",
-            base.key,
-            ("master_id",),
-            masks,
-            base.code,
-            every,
-        )
-    elif rc.category == "theme":
-        from citydata.bases.themes import load_themes
-
-        theme = next((t for t in load_themes().values() if t.code == rc.code), None)
-        if theme is None:
-            raise ShareError(f"主题库「{class_code}」没有定义", "unknown_class", 404)
-        found = Resource(rc.code, "theme", theme.table, None, None, (), masks, None, every)
-    else:
-        key = keys[0] if len(keys) == 1 else None
-        feeds = rc.base_db if rc.base_db != "none" else None
-        found = Resource(
-            rc.code,
-            "department",
-            staging.table_name(rc.code),
-            key,
-            key,
-            (staging.BATCH, staging.ROW),
-            masks,
-            feeds,
-            every,
-        )
-    _resources[(class_code, rc.version)] = found
-    return found
-
-
-_grant_masks: dict[tuple, dict[str, str]] = {}
-
-
-def masks_for(caller: Caller, res: Resource) -> dict[str, str]:
-    """What the caller's grant delivers masked, and how (computed once per grant)."""
-    signature = (res.class_code, res.table, caller.granted, caller.unmasked)
-    found = _grant_masks.get(signature)
-    if found is None:
-        if len(_grant_masks) >= 4096:
-            _grant_masks.clear()
-        found = grant_masks(res.fields, res.masks, caller.granted, caller.unmasked)
-        _grant_masks[signature] = found
-    return found
-
-
-def wanted_fields(caller: Caller, fields: list[str] | None) -> list[str]:
-    """Data minimisation: each call names the fields it needs, all of them granted."""
-    if not fields:
-        raise ShareError("必须用 fields 列出本次需要的信息项", "fields_required")
-    refused = [f for f in fields if f not in caller.granted]
-    if refused:
-        raise ShareError(f"信息项未获授权：{'、'.join(refused)}", "field_not_granted", 403)
-    return list(dict.fromkeys(fields))
-
-
-def _source(res: Resource, fields: list[str]):  # noqa: ANN202
-    names = {*fields, *res.order, *([res.key_column] if res.key_column else [])}
-    if res.kind == "base":
-        names.add("master_id")
-    return table(res.table, *[column(n) for n in names])
-
-
-def _select_fields(res: Resource, source, fields: list[str]) -> Select:  # noqa: ANN001
+def _select_fields(res: Resource, source, fields: list[str]) -> Select:
     """The asked fields of each row, and the master it belongs to (``_master``)."""
     return _with_subjects(res, select(*[source.c[f] for f in fields]), source)
 
 
-def _with_subjects(res: Resource, query: Select, source) -> Select:  # noqa: ANN001
+def _with_subjects(res: Resource, query: Select, source) -> Select:
     """Add the master id each row belongs to, when the class's rows are resolved into a base."""
     if res.kind == "base":
         return query.add_columns(source.c.master_id.label("_master"))
@@ -358,7 +122,7 @@ def _key(value: Any) -> str:
     return value.strip().upper()
 
 
-def _by_keys(session: Session, res: Resource, keys: list[str], fields: list[str]):  # noqa: ANN202
+def _by_keys(session: Session, res: Resource, keys: list[str], fields: list[str]):
     if res.key_column is None:
         raise ShareError(f"「{res.class_code}」没有单一业务主键，请用 query", "no_key")
     if not isinstance(keys, list) or not keys or len(keys) > MAX_KEYS:
@@ -417,7 +181,7 @@ def _position(cursor: str | None) -> int:
     return value
 
 
-def _conditions(caller: Caller, res: Resource, source, filters: dict[str, Any]) -> list:  # noqa: ANN001
+def _conditions(caller: Caller, res: Resource, source, filters: dict[str, Any]) -> list:
     if not isinstance(filters, dict):
         raise ShareError("filters 应为 {信息项: 值 或 {运算: 值}}", "bad_filter")
     conditions = []

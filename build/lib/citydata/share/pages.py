@@ -17,13 +17,14 @@ from citydata.share.models import STATUS
 from citydata.share.service import ShareError
 from citydata.web.auth import check_csrf, signed_in
 from citydata.web.params import RowId
-from citydata.web.render import render
+from citydata.web.render import render, use_templates
 
 router = APIRouter(include_in_schema=False)
+use_templates(__file__)
 
 
 @router.get("/share")
-def share_list(request: Request, status: str = ""):  # noqa: ANN201
+def share_list(request: Request, status: str = ""):
     with request.app.state.store.session() as session:
         user = signed_in(request, session)
         apps = [service.application_dict(a) for a in service.applications(session, user, status)]
@@ -42,7 +43,7 @@ def share_list(request: Request, status: str = ""):  # noqa: ANN201
 
 
 @router.get("/share/apply")
-def apply_form(request: Request, class_code: str):  # noqa: ANN201
+def apply_form(request: Request, class_code: str):
     with request.app.state.store.session() as session:
         user = signed_in(request, session)
         rc = get_class(session, class_code)
@@ -63,7 +64,7 @@ def apply_submit(
     days: int = Form(365),
     daily_volume: int = Form(10000),
     csrf: str = Form(""),
-):  # noqa: ANN201
+):
     check_csrf(request, csrf)
     with request.app.state.store.session() as session:
         user = signed_in(request, session)
@@ -87,7 +88,7 @@ def apply_submit(
         return RedirectResponse(f"/share/{app.id}", status_code=303)
 
 
-def _detail(request: Request, session, user, application_id: int, **extra):  # noqa: ANN001, ANN202
+def _detail(request: Request, session, user, application_id: int, **extra):
     app = service.open_application(session, application_id, user)
     return render(
         request,
@@ -104,7 +105,7 @@ def _detail(request: Request, session, user, application_id: int, **extra):  # n
 
 
 @router.get("/share/{application_id}")
-def share_detail(request: Request, application_id: RowId):  # noqa: ANN201
+def share_detail(request: Request, application_id: RowId):
     with request.app.state.store.session() as session:
         user = signed_in(request, session)
         try:
@@ -121,7 +122,7 @@ def share_decide(
     reason: str = Form(""),
     fields: list[str] = Form(default=[]),
     csrf: str = Form(""),
-):  # noqa: ANN201
+):
     check_csrf(request, csrf)
     with request.app.state.store.session() as session:
         user = signed_in(request, session)
@@ -133,7 +134,7 @@ def share_decide(
 
 
 @router.post("/share/{application_id}/credentials")
-def share_issue(request: Request, application_id: RowId, csrf: str = Form("")):  # noqa: ANN201
+def share_issue(request: Request, application_id: RowId, csrf: str = Form("")):
     check_csrf(request, csrf)
     with request.app.state.store.session() as session:
         user = signed_in(request, session)
@@ -145,7 +146,7 @@ def share_issue(request: Request, application_id: RowId, csrf: str = Form("")): 
 
 
 @router.get("/audit")
-def audit_page(request: Request, id_number: str = "", master: str = "", unit: str = ""):  # noqa: ANN201
+def audit_page(request: Request, id_number: str = "", master: str = "", unit: str = ""):
     with request.app.state.store.session() as session:
         user = signed_in(request, session)
         if not may_audit(user):

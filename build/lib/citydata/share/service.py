@@ -6,29 +6,26 @@ a number of working days; 不予共享 is refused with the class's legal basis. 
 
 from __future__ import annotations
 
-import hmac
-import ipaddress
-import secrets
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from citydata.accounts.models import User
 from citydata.accounts.permissions import may_audit
-from citydata.accounts.service import secret_digest
 from citydata.catalog.models import ResourceClass, Unit
 from citydata.catalog.service import get_class
-from citydata.db.base import as_utc, utcnow
+from citydata.db.base import utcnow
+from citydata.mechanisms import credentials as credentials_kit
+from citydata.mechanisms.workdays import add_workdays
 from citydata.privacy.masking import class_fields, grant_masks
 from citydata.share.models import STATUS, ShareApplication, ShareCredential, ShareDecision
 from citydata.share.permissions import may_apply, may_decide, may_see
-from citydata.share.workdays import add_workdays
 
 RESPONSE_WORKDAYS = 10  # the national sharing rules' answer period for 有条件共享
 CREDENTIAL_PREFIX = "cds"
-ROTATION_GRACE = timedelta(hours=24)
+ROTATION_GRACE = credentials_kit.ROTATION_GRACE
 
 
 class ShareError(ValueError):
@@ -446,13 +443,9 @@ class IssuedCredential:
     secret: str  # shown once, never stored
 
 
-def _new_secret(key_id: str) -> str:
-    return f"{CREDENTIAL_PREFIX}_{key_id}_{secrets.token_urlsafe(32)}"
-
-
 def _check_networks(ip_allow: list[str]) -> list[str]:
     try:
-        return [str(ipaddress.ip_network(n, strict=False)) for n in ip_allow]
+        return credentials_kit.networks(ip_allow)
     except ValueError as exc:
         raise ShareError(f"IP 白名单有误：{exc}", "ip_allow") from exc
 
@@ -471,12 +464,12 @@ def issue_credential(
         raise ShareError("只有有效的已批准申请可以开通凭证", "not_approved", 409)
     if app.channel != "share":
         raise ShareError("开放数据申请不开通共享接口凭证", "open_channel", 409)
-    key_id = secrets.token_hex(6)
-    secret = _new_secret(key_id)
+    key_id = credentials_kit.new_key_id()
+    secret = credentials_kit.new_secret(CREDENTIAL_PREFIX, key_id)
     credential = ShareCredential(
         application_id=app.id,
         key_id=key_id,
-        secret_hash=secret_digest(secret),
+        secret_hash=credentials_kit.digest(secret),
         ip_allow=_check_networks(ip_allow or []),
         rate_per_minute=rate_per_minute,
         created_by=user.username,
@@ -504,10 +497,9 @@ def rotate_credential(
         raise _denied("只有申请单位或管理员可以轮换凭证")
     if credential.revoked_at is not None:
         raise ShareError("凭证已吊销", "revoked", 409)
-    secret = _new_secret(credential.key_id)
     now = utcnow()
-    credential.previous_hash, credential.previous_until = credential.secret_hash, now + grace
-    credential.secret_hash, credential.rotated_at = secret_digest(secret), now
+    secret = credentials_kit.rotate(credential, CREDENTIAL_PREFIX, credential.key_id, now, grace)
+    credential.rotated_at = now
     return IssuedCredential(credential, secret)
 
 
@@ -527,25 +519,3 @@ def credentials(session: Session, application_id: int) -> list[ShareCredential]:
             .order_by(ShareCredential.id)
         )
     )
-
-
-def secret_matches(credential: ShareCredential, presented: str, now: datetime) -> bool:
-    digest = secret_digest(presented)
-    if hmac.compare_digest(credential.secret_hash, digest):
-        return True
-    return bool(
-        credential.previous_hash
-        and credential.previous_until
-        and as_utc(credential.previous_until) > now
-        and hmac.compare_digest(credential.previous_hash, digest)
-    )
-
-
-def ip_allowed(credential: ShareCredential, client_ip: str) -> bool:
-    if not credential.ip_allow:
-        return True
-    try:
-        address = ipaddress.ip_address(client_ip)
-    except ValueError:
-        return False
-    return any(address in ipaddress.ip_network(n) for n in credential.ip_allow)

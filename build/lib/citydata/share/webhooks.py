@@ -5,26 +5,18 @@ changes through the feed (``/api/share/v1/changes``), with its credential, maske
 like every read.
 
 Notices are built from committed changes only (the dispatcher reads ``master_changes`` in its
-own transaction), signed with the subscription's secret (HMAC-SHA256 over the timestamp and the
-body, as Stripe and GitHub sign theirs), and delivered at least once: the subscription's cursor
-moves only when the receiver answers 2xx; otherwise the same changes are offered again after
-10 s, 20 s, 40 s … up to an hour. A subscription is claimed before it is sent, so several server
-processes do not send the same notice at once."""
+own transaction), signed and sent by ``mechanisms.webhooks`` (checked targets, backoff), and
+delivered at least once: the subscription's cursor moves only when the receiver answers 2xx;
+otherwise the same changes are offered again later. A subscription is claimed before it is
+sent, so several server processes do not send the same notice at once."""
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import http.client
-import ipaddress
 import secrets
-import socket
-import ssl
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from urllib.parse import urlsplit
 
 import orjson
 from sqlalchemy import func, or_, select, update
@@ -34,118 +26,20 @@ from citydata.bases.models import MasterChange
 from citydata.db.base import as_utc
 from citydata.db.engine import Store
 from citydata.keys import ENCRYPTED, Keys
+from citydata.mechanisms.webhooks import (
+    TargetRefused,
+    backoff,
+    post,
+    resolve,
+    signature,
+)
 from citydata.share import gateway
 from citydata.share.models import ShareApplication, ShareCredential, ShareSubscription
 from citydata.share.service import ShareError, current_status
 
 MAX_PER_APPLICATION = 5
 CHANGES_PER_NOTICE = 500
-FIRST_RETRY = timedelta(seconds=10)
-LAST_RETRY = timedelta(hours=1)
 CLAIM = timedelta(minutes=1)  # a sender that dies mid-notice frees the subscription after this
-TIMEOUT_SECONDS = 5
-
-
-# ---------------------------------------------------------------- where notices may go
-#
-# A webhook URL is the caller's, and the server connects to it: unchecked, it is a way to make
-# the server reach what only the server can reach (SSRF) — its own ports, the internal network,
-# a cloud's metadata address — and to learn from the outcome what is there. So the host is
-# resolved, every address must be public unless an administrator allows the host
-# (CITYDATA_WEBHOOK_ALLOW_HOSTS), the connection goes to the address that was checked (a name
-# that resolves differently a moment later gains nothing), and the outcome recorded says only
-# "delivered", an HTTP status, or "not delivered".
-
-
-@dataclass(frozen=True)
-class Target:
-    url: str
-    scheme: str
-    host: str
-    port: int
-    path: str
-    address: str  # the checked address the connection goes to
-
-
-def _public(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
-    mapped = getattr(address, "ipv4_mapped", None)
-    if mapped is not None:
-        address = mapped
-    return address.is_global and not (
-        address.is_private
-        or address.is_loopback
-        or address.is_link_local
-        or address.is_multicast
-        or address.is_reserved
-        or address.is_unspecified
-    )
-
-
-def resolve(url: object, allow_hosts: Iterable[str] = ()) -> Target:
-    """The URL's host resolved and checked; ShareError when it may not be reached."""
-    parts = urlsplit(url) if isinstance(url, str) else None
-    if parts is None or parts.scheme not in {"http", "https"} or not parts.hostname:
-        raise ShareError("url 应为 http:// 或 https:// 开头的完整地址", "bad_url")
-    if len(url) > 500:
-        raise ShareError("url 过长（最多 500 个字符）", "bad_url")
-    if parts.username or parts.password:
-        raise ShareError("url 不能含用户名或密码", "bad_url")
-    try:
-        port = parts.port or (443 if parts.scheme == "https" else 80)
-    except ValueError as exc:
-        raise ShareError("url 的端口无效", "bad_url") from exc
-    host = parts.hostname.lower()
-    try:
-        found = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except (socket.gaierror, UnicodeError, OSError) as exc:
-        raise ShareError("url 的主机名无法解析", "bad_url") from exc
-    addresses = [ipaddress.ip_address(info[4][0].split("%")[0]) for info in found]
-    allowed = host in {h.lower() for h in allow_hosts}
-    if not addresses or (not allowed and not all(_public(a) for a in addresses)):
-        raise ShareError(
-            "url 指向本机、内网或保留地址，不能接收通知（如确需，请管理员将该主机加入白名单）",
-            "url_not_allowed",
-        )
-    path = parts.path or "/"
-    if parts.query:
-        path += "?" + parts.query
-    return Target(url, parts.scheme, host, port, path, str(addresses[0]))
-
-
-class _PinnedHTTPS(http.client.HTTPSConnection):
-    """HTTPS to a checked address, verifying the certificate against the URL's host name."""
-
-    def __init__(self, target: Target, timeout: float):
-        super().__init__(target.host, target.port, timeout=timeout)
-        self._target = target
-        self._context = ssl.create_default_context()
-
-    def connect(self) -> None:
-        raw = socket.create_connection((self._target.address, self.port), self.timeout)
-        self.sock = self._context.wrap_socket(raw, server_hostname=self._target.host)
-
-
-def post(
-    url: str, body: bytes, headers: dict[str, str], allow_hosts: Iterable[str] = ()
-) -> tuple[bool, str]:
-    """(delivered, what happened). Only a 2xx answer counts as delivered; the host is checked
-    again now and the connection made to the address checked."""
-    try:
-        target = resolve(url, allow_hosts)
-    except ShareError:
-        return False, "未送达：地址不允许或无法解析"
-    if target.scheme == "https":
-        conn: http.client.HTTPConnection = _PinnedHTTPS(target, TIMEOUT_SECONDS)
-    else:
-        conn = http.client.HTTPConnection(target.address, target.port, timeout=TIMEOUT_SECONDS)
-    try:
-        conn.request("POST", target.path, body, {**headers, "Host": target.host})
-        status = conn.getresponse().status
-    except (OSError, http.client.HTTPException):
-        return False, "未送达"
-    finally:
-        conn.close()
-    return 200 <= status < 300, f"HTTP {status}"
 
 
 def subscription_dict(sub: ShareSubscription) -> dict:
@@ -172,7 +66,10 @@ def subscribe(
     """(the subscription, its signing secret — shown once, kept encrypted). Notices start with
     the changes after this moment; earlier ones are in the feed."""
     base = gateway.feed_base(res)
-    url = resolve(url, allow_hosts).url
+    try:
+        url = resolve(url, allow_hosts).url
+    except TargetRefused as exc:
+        raise ShareError(str(exc), exc.code) from exc
     active = session.scalar(
         select(func.count()).where(
             ShareSubscription.application_id == caller.application_id,
@@ -217,11 +114,6 @@ def unsubscribe(
     return sub
 
 
-def signature(secret: str, timestamp: str, body: bytes) -> str:
-    """What the receiver recomputes: HMAC-SHA256 of ``timestamp.body`` under the secret."""
-    return hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256).hexdigest()
-
-
 @dataclass
 class Notice:
     subscription_id: int
@@ -257,7 +149,7 @@ def _claim_due(session: Session, now: datetime, keys: Keys) -> list[Notice]:
         changes = gateway.feed(session, base, sub.cursor, CHANGES_PER_NOTICE)
         if not changes:
             continue
-        claimed = session.execute(
+        claimed = session.execute(  # type: ignore[attr-defined]  # an UPDATE: a CursorResult
             update(ShareSubscription)
             .where(ShareSubscription.id == sub.id, ShareSubscription.cursor == sub.cursor, due_now)
             .values(next_attempt_at=now + CLAIM)
@@ -287,10 +179,6 @@ def _claim_due(session: Session, now: datetime, keys: Keys) -> list[Notice]:
         }
         notices.append(Notice(sub.id, sub.url, body, headers, changes[-1].id, len(changes)))
     return notices
-
-
-def backoff(failures: int) -> timedelta:
-    return min(FIRST_RETRY * 2 ** (failures - 1), LAST_RETRY)
 
 
 @dataclass

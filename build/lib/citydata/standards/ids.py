@@ -34,7 +34,7 @@ def id_number_problem(number: object) -> str | None:
     try:
         born = ric.get_birth_date(number)
     except ValidationError:
-        return f"出生日期 {number[6:14]} 不存在"
+        return "出生日期不存在（第 7–14 位）"  # no digits echoed: the value may be shown masked
     return issue_problem(number[:6], born.year)
 
 

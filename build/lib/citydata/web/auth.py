@@ -1,26 +1,34 @@
 """Who is calling: bearer API tokens for the API, server-side sessions (a signed cookie naming
-one) for pages, CSRF tokens for forms. FastAPI dependencies only; the rules themselves live in
-accounts.service.
+one) for pages. FastAPI dependencies only. Who a token or a session belongs to is the accounts
+domain's business: the app factory puts its ``Authenticator`` on ``app.state.authenticator``,
+so this toolkit imports no domain.
 
 A cookie is sent by the browser whatever page asked for the request, so a write authorised by
-a cookie must prove it comes from our own pages: a form carries the CSRF token; a script calling
-the JSON API sends it as ``X-CSRF-Token`` or comes from our own origin. Bearer tokens are not
-sent by browsers on their own and need neither."""
+a cookie must prove it comes from our own pages: a form carries the CSRF token (web.csrf); a
+script calling the JSON API sends it as ``X-CSRF-Token`` or comes from our own origin. Bearer
+tokens are not sent by browsers on their own and need neither."""
 
 from __future__ import annotations
 
 import hmac
-import secrets
 from collections.abc import Iterator
+from typing import Any, Protocol
 
 from fastapi import Depends, HTTPException, Request
 from sqlalchemy.orm import Session
 
-from citydata.accounts import service
-from citydata.accounts.models import User
 from citydata.web.client import request_scheme
+from citydata.web.csrf import check_csrf, csrf_token  # noqa: F401 - pages import them from here
 
 SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
+
+
+class Authenticator(Protocol):
+    """The user (an object with ``role`` and ``unit_code``) a credential names, or None."""
+
+    def by_token(self, session: Session, token: str) -> Any | None: ...
+
+    def by_session(self, session: Session, session_token: str) -> Any | None: ...
 
 
 def db(request: Request) -> Iterator[Session]:
@@ -38,15 +46,23 @@ def session_token(request: Request) -> str:
     return request.session.get("sid", "") if "session" in request.scope else ""
 
 
-def cookie_user(request: Request, session: Session) -> User | None:
+def _authenticator(request: Request) -> Authenticator:
+    return request.app.state.authenticator
+
+
+def token_user(request: Request, session: Session, token: str) -> Any | None:
+    return _authenticator(request).by_token(session, token)
+
+
+def cookie_user(request: Request, session: Session) -> Any | None:
     """The user of the browser session named by the cookie, if it is still live."""
-    return service.session_user(session, session_token(request))
+    return _authenticator(request).by_session(session, session_token(request))
 
 
-def current_user(request: Request, session: Session = Depends(db)) -> User | None:
+def current_user(request: Request, session: Session = Depends(db)) -> Any | None:
     token = bearer(request)
     if token is not None:
-        user = service.user_for_token(session, token)
+        user = token_user(request, session, token)
         if user is None:
             raise HTTPException(
                 401, "无效或已吊销的 API 令牌", headers={"WWW-Authenticate": "Bearer"}
@@ -82,7 +98,7 @@ class LoginRequired(Exception):
     """A page needs a signed-in user; the app answers with a redirect to the login page."""
 
 
-def signed_in(request: Request, session: Session) -> User:
+def signed_in(request: Request, session: Session) -> Any:
     """The page's user, or the way to the login page."""
     user = current_user(request, session)
     if user is None:
@@ -90,37 +106,13 @@ def signed_in(request: Request, session: Session) -> User:
     return user
 
 
-def require_user(user: User | None = Depends(current_user)) -> User:
+def require_user(user: Any | None = Depends(current_user)) -> Any:
     if user is None:
         raise HTTPException(401, "需要登录或 API 令牌", headers={"WWW-Authenticate": "Bearer"})
     return user
 
 
-def require_admin(user: User = Depends(require_user)) -> User:
+def require_admin(user: Any = Depends(require_user)) -> Any:
     if user.role != "admin":
         raise HTTPException(403, "需要管理员权限")
     return user
-
-
-def sign_in(request: Request, session: Session, user: User, client_ip: str) -> None:
-    """A new server-side session for ``user``; whatever the cookie held before is dropped."""
-    request.session.clear()
-    request.session["sid"] = service.start_session(session, user, client_ip)
-
-
-def sign_out(request: Request, session: Session) -> None:
-    service.end_session(session, session_token(request))
-    request.session.clear()
-
-
-def csrf_token(request: Request) -> str:
-    token = request.session.get("csrf")
-    if not token:
-        token = request.session["csrf"] = secrets.token_urlsafe(24)
-    return token
-
-
-def check_csrf(request: Request, submitted: str | None) -> None:
-    expected = request.session.get("csrf", "")
-    if not expected or not submitted or not hmac.compare_digest(expected, submitted):
-        raise HTTPException(403, "表单已过期或来源不明（CSRF 校验失败），请刷新页面后重试")

@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import Path, Query
 
-ID_MAX = (1 << 63) - 1  # ids are BIGINT at most
+ID_MAX = (1 << 31) - 1  # ids are INTEGER columns (PostgreSQL's int4)
 OFFSET_MAX = (1 << 31) - 1
 
 RowId = Annotated[int, Path(ge=1, le=ID_MAX, description="编号")]

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
-from citydata.demo.city import DISTRICTS
+from citydata.demo.city import DISTRICTS, STREETS
 from citydata.demo.people import phones, pick
 from citydata.demo.sources.source import Source, as_text, field_spec
 
@@ -20,18 +20,27 @@ def _wkt(x0: float, y0: float, x1: float, y1: float) -> str:
 
 
 def grid_cells(people_count: int) -> pl.DataFrame:
-    """Each district cut into a k×k lattice of cells; k grows with the city's size."""
+    """Each district cut into a k×k lattice of cells (k grows with the city's size): its west
+    half one street, its east half the other; each street's south half one community, its north
+    half the other. Codes as GB/T 30428.1 builds them: district (6) + street (3) + community (3)
+    + the cell's number in its community (2)."""
     k = 4 if people_count < 100_000 else 10
+    half = k // 2
     rows = []
-    for code, name, _, (x0, y0, x1, y1) in DISTRICTS:
+    for code, _, _, (x0, y0, x1, y1) in DISTRICTS:
         dx, dy = (x1 - x0) / k, (y1 - y0) / k
         for i in range(k):
             for j in range(k):
+                s, c = i // half, j // half
+                street, communities = STREETS[code][s]
+                number = (i % half) * half + j % half + 1
                 rows.append(
                     (
-                        f"{code}{i:02d}{j:02d}",
-                        f"{name}第{i * k + j + 1}网格",
+                        f"{code}{s + 1:03d}{c + 1:03d}{number:02d}",
+                        f"{street}{communities[c]}第{number}网格",
                         code,
+                        street,
+                        communities[c],
                         _wkt(x0 + i * dx, y0 + j * dy, x0 + (i + 1) * dx, y0 + (j + 1) * dy),
                         x0 + i * dx,
                         y0 + j * dy,
@@ -41,7 +50,18 @@ def grid_cells(people_count: int) -> pl.DataFrame:
                 )
     return pl.DataFrame(
         rows,
-        schema=["grid_code", "name", "division", "boundary", "x", "y", "dx", "dy"],
+        schema=[
+            "grid_code",
+            "name",
+            "division",
+            "street",
+            "community",
+            "boundary",
+            "x",
+            "y",
+            "dx",
+            "dy",
+        ],
         orient="row",
     )
 
@@ -56,23 +76,52 @@ def points_in_cells(cells: pl.DataFrame, n: int, rng: np.random.Generator) -> pl
     )
 
 
-def place_sources(people_count: int, rng: np.random.Generator) -> list[Source]:
+# The components the demo counts (GB/T 30428.2 小类 as categories.toml codes them), and how
+# common each is on Changsha's streets: lamps and covers everywhere, a toilet here and there.
+COMPONENT_KINDS = {
+    "B0101": ("上水井盖", 6),
+    "B0102": ("污水井盖", 6),
+    "B0103": ("雨水井盖", 8),
+    "B0114": ("消防栓", 2),
+    "B0201": ("路灯", 10),
+    "B0204": ("交通信号灯", 1),
+    "B0209": ("公交站亭", 1),
+    "B0301": ("垃圾箱", 4),
+    "B0302": ("公共厕所", 0.5),
+    "B0403": ("行道树", 6),
+}
+
+
+def components(people_count: int, seed: int) -> pl.DataFrame:
+    """The city's components with their 16-digit 部件标识码 (GB/T 30428.2): the district's code,
+    大类, 小类 and a serial the district numbers each 小类 by — on their own random stream, so
+    that the grid's events can name the same components."""
+    rng = np.random.default_rng(seed + 23)
+    n = max(people_count // 20, 40)
+    codes = list(COMPONENT_KINDS)
+    weights = [w for _, w in COMPONENT_KINDS.values()]
+    placed = points_in_cells(grid_cells(people_count), n, rng).with_columns(
+        category=pl.Series(pick(rng, codes, n, weights)).cast(pl.String),
+        status=pl.Series(pick(rng, ["完好", "损坏", "丢失"], n, [0.9, 0.08, 0.02])).cast(pl.String),
+    )
+    serial = pl.int_range(1, pl.len() + 1).over("division", "category")
+    return placed.with_columns(
+        component_id=pl.concat_str(
+            "division", pl.col("category").str.slice(1), serial.cast(pl.String).str.zfill(6)
+        ),
+        kind=pl.col("category").replace_strict({c: k for c, (k, _) in COMPONENT_KINDS.items()}),
+    )
+
+
+def place_sources(people_count: int, rng: np.random.Generator, seed: int) -> list[Source]:
     cells = grid_cells(people_count)
     districts = pl.DataFrame(
         [(c, n, _wkt(*box)) for c, n, _, box in DISTRICTS],
         schema=["division", "name", "boundary"],
         orient="row",
     )
-    nc, ne = max(people_count // 20, 20), max(people_count // 10, 20)
-    comp = points_in_cells(cells, nc, rng).with_columns(
-        component_id=pl.format("BJ{}", pl.int_range(1, nc + 1).cast(pl.String).str.zfill(9)),
-        kind=pl.Series(
-            pick(rng, ["井盖", "路灯", "消防栓", "垃圾箱", "公交站亭"], nc, [4, 4, 2, 2, 1])
-        ).cast(pl.String),
-        status=pl.Series(pick(rng, ["完好", "损坏", "丢失"], nc, [0.9, 0.08, 0.02])).cast(
-            pl.String
-        ),
-    )
+    ne = max(people_count // 10, 20)
+    comp = components(people_count, seed)
     events = points_in_cells(cells, ne, rng).with_columns(
         event_id=pl.format("SJ{}", pl.int_range(1, ne + 1).cast(pl.String).str.zfill(9)),
         category=pl.Series(
@@ -119,7 +168,7 @@ def place_sources(people_count: int, rng: np.random.Generator) -> list[Source]:
     )
     lon = field_spec("longitude", "经度", "B", required=True, rules=["longitude"])
     lat = field_spec("latitude", "纬度", "B", required=True, rules=["latitude"])
-    grid = field_spec("grid_code", "网格编码", "C", 12)
+    grid = field_spec("grid_code", "网格编码", "C", 14)
     division = field_spec("division", "所属区县", "C", 6, required=True, rules=["division"])
     return [
         Source(
@@ -146,12 +195,16 @@ def place_sources(people_count: int, rng: np.random.Generator) -> list[Source]:
             "城市网格化管理的网格单元及边界",
             "spatial",
             [
-                field_spec("grid_code", "网格编码", "C", 12, key=True),
+                field_spec("grid_code", "网格编码", "C", 14, key=True),
                 field_spec("name", "网格名称", "C", 50, required=True),
                 division,
+                field_spec("street", "所属街道", "C", 30, required=True),
+                field_spec("community", "所属社区", "C", 30, required=True),
                 field_spec("boundary", "边界（WKT）", "G", required=True),
             ],
-            as_text(cells.select("grid_code", "name", "division", "boundary")),
+            as_text(
+                cells.select("grid_code", "name", "division", "street", "community", "boundary")
+            ),
             "csv",
             "utf-8",
             open_type="open",
@@ -164,14 +217,14 @@ def place_sources(people_count: int, rng: np.random.Generator) -> list[Source]:
             "井盖、路灯、消防栓等城市部件的位置与状态",
             "city_component",
             [
-                field_spec("component_id", "部件编码", "C", 20, key=True),
+                field_spec("component_id", "部件标识码", "C", 16, key=True),
                 field_spec(
                     "kind",
-                    "部件类型",
+                    "部件小类",
                     "C",
                     10,
                     required=True,
-                    enum=["井盖", "路灯", "消防栓", "垃圾箱", "公交站亭"],
+                    enum=[k for k, _ in COMPONENT_KINDS.values()],
                 ),
                 lon,
                 lat,

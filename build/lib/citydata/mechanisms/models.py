@@ -1,0 +1,58 @@
+"""The mechanisms' own tables: idempotency keys, and webhook subscriptions with their outbox."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import ForeignKey, Index, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from citydata.db.base import Base, utcnow
+
+
+class IdempotencyKey(Base):
+    """A write already done under an ``Idempotency-Key``: a retry with the same key and the
+    same request gets the stored answer; with another request, a refusal. Written in the same
+    transaction as the write itself, so there is never one without the other."""
+
+    __tablename__ = "idempotency_keys"
+
+    scope: Mapped[str] = mapped_column(String(80), primary_key=True)  # who: a system, a user
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    request_hash: Mapped[str] = mapped_column(String(64))
+    status_code: Mapped[int | None]  # None: the first request is still being answered
+    response: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class WebhookSubscription(Base):
+    """A system's URL, told about events of its ``owner`` (e.g. ``services:csga``): what
+    happened and to which record, never a value. The signing secret is kept encrypted."""
+
+    __tablename__ = "webhook_subscriptions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    owner: Mapped[str] = mapped_column(String(80), index=True)
+    url: Mapped[str] = mapped_column(String(500))
+    signing_secret: Mapped[str] = mapped_column(String(300))
+    created_by: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    ended_at: Mapped[datetime | None]
+
+
+class WebhookNotice(Base):
+    """One notice waiting to be delivered, or delivered: put here in the transaction of the
+    change it tells of (so only committed changes are told), sent after, retried with backoff."""
+
+    __tablename__ = "webhook_outbox"
+    __table_args__ = (Index("ix_webhook_outbox_due", "delivered_at", "next_attempt_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    subscription_id: Mapped[int] = mapped_column(ForeignKey("webhook_subscriptions.id"), index=True)
+    event: Mapped[str] = mapped_column(String(64))
+    body: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    attempts: Mapped[int] = mapped_column(default=0)
+    next_attempt_at: Mapped[datetime | None]
+    delivered_at: Mapped[datetime | None]
+    last_status: Mapped[str] = mapped_column(String(200), default="")
