@@ -354,6 +354,11 @@ def test_the_grid_assessment_equals_the_truth_of_the_generated_events(city, env)
         assert all(len(c) == 16 and category == f"B{c[6:10]}" for c, category in named)
         in_base = set(session.scalars(select(Master.key).where(Master.base == "city_component")))
         missing = {c for c, _ in named} - in_base
+        # and the 事件基础库 keeps which component each of them concerns
+        from sqlalchemy import text
+
+        kept = session.execute(text("SELECT count(component_id) FROM base_event")).scalar()
+        assert kept == len(named)
     # a component missing from the base is one whose row a planted error kept out
     planted = pl.read_parquet(directory / "truth/errors.parquet").filter(
         pl.col("class_code") == "101004/00001"

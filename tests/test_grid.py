@@ -551,7 +551,11 @@ def test_the_pages_show_queue_event_map_and_assessment_to_staff_only(cells, clie
         number = event.event_no
     anonymous = client.get("/grid", follow_redirects=False)
     assert anonymous.status_code == 303 and "/login" in anonymous.headers["location"]
-    for data in ("/grid/cells.geojson", "/grid/districts.geojson", "/grid/map.geojson?bbox=1,2,3,4"):
+    for data in (
+        "/grid/cells.geojson",
+        "/grid/districts.geojson",
+        "/grid/map.geojson?bbox=1,2,3,4",
+    ):
         refused = client.get(data, follow_redirects=False)  # staff only, like the map
         assert refused.status_code == 303 and "/login" in refused.headers["location"], data
     csrf = re.search(r'name="csrf" value="([^"]+)"', client.get("/login").text).group(1)

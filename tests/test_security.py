@@ -894,6 +894,16 @@ def test_pages_send_security_headers_and_run_no_inline_script(store, app):
     assert styled == []
 
 
+def test_a_nul_character_is_the_callers_error_not_ours(store, app):
+    """PostgreSQL cannot hold 0x00 in text: a value carrying one is refused (422), not a 500."""
+    with TestClient(app) as client:
+        answer = client.get("/open311/v2/requests/a%00b.json")
+        if store.engine.dialect.name == "postgresql":
+            assert answer.status_code == 422 and "NUL" in answer.json()["detail"]
+        else:  # SQLite stores it; the number simply does not exist
+            assert answer.status_code == 404
+
+
 def test_the_api_reference_loads_nothing_from_outside(store, app):
     """An offline city network: /docs takes Swagger UI from our /static, and its policy names
     no other host a script, style or image could come from."""

@@ -18,6 +18,7 @@ from urllib.parse import quote
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
+from sqlalchemy.exc import DataError
 from starlette.concurrency import run_in_threadpool
 
 from citydata import __version__, keys
@@ -54,6 +55,7 @@ from citydata.share.gateway import Limiter
 from citydata.web import routes as web_routes
 from citydata.web.auth import LoginRequired
 from citydata.web.client import networks
+from citydata.web.errors import refuse_nul
 from citydata.web.middleware import SecurityHeaders, Sessions
 from citydata.web.render import templates
 
@@ -154,6 +156,8 @@ def create_app(
         # A read that cannot be put on record is not answered.
         body = {"detail": "审计记录无法写入，本次读取不返回数据"}
         return JSONResponse(body, status_code=503)
+
+    app.add_exception_handler(DataError, refuse_nul)
 
     @app.exception_handler(LoginRequired)
     def to_login(request: Request, _exc: LoginRequired):

@@ -27,6 +27,7 @@ FIELDS = [  # (name, label, type, length)
     ("longitude", "经度", "B", None),
     ("latitude", "纬度", "B", None),
     ("grid_code", "网格编码", "C", 20),
+    ("component_id", "部件标识码", "C", 16),  # when the event concerns a city component
     ("status", "办理状态", "C", 10),
 ]
 
@@ -39,7 +40,7 @@ def class_entry() -> dict:
         "classification": EVENTS_CLASS.split("/")[0],
         "classification_name": "城市管理事件",
         "provider_code": CENTRE,
-        "summary": "数字城管监督指挥中心受理的城市管理事件：类别、位置、单元网格和七步流转状态，不含上报人信息。",
+        "summary": "数字城管监督指挥中心受理的城市管理事件：类别、位置、单元网格、所涉城市部件和七步流转状态，不含上报人信息。",
         "format_class": "database",
         "format_type": "CSV",
         "share_type": "conditional",
@@ -72,6 +73,7 @@ def snapshot(session: Session) -> pl.DataFrame:
             Event.longitude,
             Event.latitude,
             Event.grid_code,
+            Event.component_id,
             Event.status,
         ).order_by(Event.id)
     ).all()

@@ -33,3 +33,14 @@ def documented(*codes: int, model: type[BaseModel] = Problem) -> dict[int | str,
 
 # What any route of the management API may answer besides success.
 API_ERRORS = documented(400, 401, 403, 404, 409, 413, 422, 429, 503)
+
+
+def refuse_nul(_request: Any, exc: Exception) -> Any:
+    """A NUL character (0x00) in a value that reaches PostgreSQL: no text the city keeps holds
+    one and PostgreSQL cannot store it, so the caller's input is refused (422), whichever
+    parameter or body field carried it. Any other data error stays a server error."""
+    from fastapi.responses import JSONResponse
+
+    if "NUL" not in str(getattr(exc, "orig", exc)):
+        raise exc
+    return JSONResponse({"detail": "请求中的文本含有 NUL 字符（0x00）"}, status_code=422)
