@@ -180,20 +180,18 @@ class Grid:
         n = len(longitude)
         points = shapely.points(np.asarray(longitude, float), np.asarray(latitude, float))
         point_index, cell_index = self.tree.query(points, predicate="intersects")
-        first = (
-            pl.DataFrame({"i": point_index, "cell": cell_index})
-            .sort("i", "cell")  # cells are in code order: the smallest code wins
-            .unique("i", keep="first")
-        )
-        table = pl.DataFrame(
-            {
-                "cell": pl.Series(np.arange(len(self.codes))).cast(first.schema["cell"]),
-                "grid_code": self.codes,
-                "division": self.divisions,
-            }
-        )
-        return (
-            pl.DataFrame({"i": pl.Series(np.arange(n)).cast(first.schema["i"])})
-            .join(first.join(table, on="cell"), on="i", how="left", maintain_order="left")
-            .select("grid_code", "division")
+        # cells are in code order: of the cells holding a point, the smallest index wins
+        order = np.lexsort((cell_index, point_index))
+        held, cell = point_index[order], cell_index[order]
+        first = np.unique(held, return_index=True)[1]
+        chosen = np.full(n, -1)
+        chosen[held[first]] = cell[first]
+        placed = chosen >= 0
+        codes = np.full(n, None, dtype=object)
+        divisions = np.full(n, None, dtype=object)
+        codes[placed] = np.asarray(self.codes, dtype=object)[chosen[placed]]
+        divisions[placed] = np.asarray(self.divisions, dtype=object)[chosen[placed]]
+        return pl.DataFrame(
+            {"grid_code": codes.tolist(), "division": divisions.tolist()},
+            schema={"grid_code": pl.String, "division": pl.String},
         )
