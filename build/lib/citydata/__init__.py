@@ -1,3 +1,0 @@
-"""citydata: a city government's data resource management platform."""
-
-__version__ = "0.1.0"

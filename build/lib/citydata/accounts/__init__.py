@@ -1,1 +1,0 @@
-"""Accounts: people with roles, argon2 passwords, hashed API tokens."""

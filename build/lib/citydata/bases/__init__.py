@@ -1,1 +1,0 @@
-"""The seven base databases: staged rows resolved into master records with provenance."""

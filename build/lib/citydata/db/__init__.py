@@ -1,1 +1,0 @@
-"""The store: engines and sessions, the declarative base, keyset paging."""

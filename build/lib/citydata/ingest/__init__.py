@@ -1,1 +1,0 @@
-"""Aggregation (归集): read departments' files, validate them, stage accepted rows per batch."""

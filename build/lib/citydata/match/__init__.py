@@ -1,1 +1,0 @@
-"""Record matching: Chinese-aware normalisation and a Splink model built from column kinds."""

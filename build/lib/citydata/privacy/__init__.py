@@ -1,1 +1,0 @@
-"""Personal data protection: masks, judged jointly."""

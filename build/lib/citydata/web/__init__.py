@@ -1,1 +1,0 @@
-"""The web shell: app factory, authentication, pages and static assets."""
