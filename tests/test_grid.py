@@ -585,13 +585,16 @@ def test_the_pages_show_queue_event_map_and_assessment_to_staff_only(cells, clie
 
 
 def test_every_grid_page_text_has_its_english(cells, client):
-    """Chinese first, English a setting: each text the grid's pages translate has an entry."""
+    """Chinese first, English a setting: each text the grid's pages (and the top bar around
+    them) translate has an entry."""
     from pathlib import Path
 
     from citydata.web.i18n import EN
 
     folder = Path(events.__file__).parent / "templates"
-    said = {m for f in folder.glob("*.html") for m in re.findall(r't\("([^"]+)"\)', f.read_text())}
+    top_bar = Path(events.__file__).parents[1] / "web" / "templates" / "base.html"
+    pages = [*folder.glob("*.html"), top_bar]
+    said = {m for f in pages for m in re.findall(r't\("([^"]+)"\)', f.read_text())}
     labels = [*events.TRANSITIONS.labels.values(), *sla.STAGE_NAMES.values()]
     labels += [
         *events.SOURCES.values(),

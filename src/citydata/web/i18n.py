@@ -177,6 +177,10 @@ EN = {
     "生态环境与资源": "Environment and resources",
     "农业农村": "Agriculture",
     "政务服务": "Government services",
+    # the top bar
+    "一网通办": "Online services",
+    "数据共享": "Data sharing",
+    "共享审计": "Sharing audit",
     # 一格通管 (grid/)
     "50 米内有同类未结事件": "An open event of the same kind within 50 m",
     "一格通管": "Grid management",
