@@ -55,7 +55,7 @@ def list_events(
             (status,) if status else ("dispatched", "handling", "rework"), "", overdue
         )
         found, next_cursor = service.queue(session, system.unit_code, wanted, now, cursor, limit)
-        rows = [service.event_dict(session, e, now) for e in found]
+        rows = service.event_dicts(session, found, now)
         return docked.json_response(200, {"events": rows, "next_cursor": next_cursor})
 
     return _read(request, authorization, work)

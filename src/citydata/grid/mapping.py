@@ -185,10 +185,10 @@ def cells_geojson(session: Session, box: Box | None = None) -> dict:
     }
 
 
-def districts_geojson(session: Session, names: dict[str, str]) -> dict:
-    """Each district's outline, the union of its cells, with its name and a point for the label
-    — the map draws districts from the city's own grid, not from anyone's tiles."""
-    cells = cells_geojson(session)["features"]
+def districts_geojson(cells: list[dict], names: dict[str, str]) -> dict:
+    """Each district's outline, the union of its ``cells`` (features of ``cells_geojson``), with
+    its name and a point for the label — the map draws districts from the city's own grid, not
+    from anyone's tiles."""
     by_division: dict[str, list] = {}
     for feature in cells:
         shape = shapely.geometry.shape(feature["geometry"])
@@ -264,7 +264,7 @@ def draw(
     cells = cells_geojson(session, box)["features"]
     shapes = [shapely.geometry.shape(f["geometry"]) for f in cells]
     districts = []
-    for feature in districts_geojson(session, names)["features"]:
+    for feature in districts_geojson(cells, names)["features"]:
         x, y = xy(*feature["properties"]["label_at"])
         outline = shapely.geometry.shape(feature["geometry"])
         districts.append(

@@ -65,7 +65,7 @@ def queue(
             )
         except GridError as exc:
             return _refused(request, user, exc)
-        rows = [service.event_dict(session, e, clock.now(request)) for e in found]
+        rows = service.event_dicts(session, found, clock.now(request))
         return _page(
             request,
             "grid_queue.html",
@@ -295,7 +295,8 @@ def districts_geojson(request: Request):
     with request.app.state.store.session() as session:
         try:
             _staff(request, session)
-            found = mapping.districts_geojson(session, service.division_names())
+            cells = mapping.cells_geojson(session)["features"]
+            found = mapping.districts_geojson(cells, service.division_names())
         except GridError as exc:
             return _json_refusal(exc)
     return Response(orjson.dumps(found), media_type="application/geo+json")

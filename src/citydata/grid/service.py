@@ -19,7 +19,7 @@ from citydata.grid.events import OPEN_STATUSES, TRANSITIONS, GridError
 from citydata.grid.models import Cell, Event, Reporter, Routing, Step
 from citydata.standards.divisions import all_divisions
 
-__all__ = ["GridError", "event_dict", "queue", "act", "docked_event", "docked_step"]
+__all__ = ["GridError", "event_dict", "event_dicts", "queue", "act", "docked_event", "docked_step"]
 
 
 def division_names() -> dict[str, str]:
@@ -32,43 +32,68 @@ def unit_names(session: Session) -> dict[str, str]:
     return dict(session.execute(select(Unit.code, Unit.short_name)).all())
 
 
+def event_dicts(
+    session: Session, found: list[Event], now: datetime | None = None
+) -> list[dict[str, Any]]:
+    """Events for a queue or a list: the unit names, the cells and the numbers of the events
+    they were merged into read once for all of them, not once per event."""
+    return _dicts(session, found, now or datetime.now(UTC), unit_names(session))
+
+
+def _dicts(
+    session: Session, found: list[Event], now: datetime, units: dict[str, str]
+) -> list[dict[str, Any]]:
+    codes = {e.grid_code for e in found}
+    cells = {c.grid_code: c for c in session.scalars(select(Cell).where(Cell.grid_code.in_(codes)))}
+    merged_ids = {e.duplicate_of for e in found if e.duplicate_of}
+    numbers = select(Event.id, Event.event_no).where(Event.id.in_(merged_ids))
+    merged = {event_id: number for event_id, number in session.execute(numbers)}
+    out = []
+    for event in found:
+        overdue, late = events.overdue_flags(event, now)
+        kind = sla.category(event.category)
+        cell = cells.get(event.grid_code)
+        out.append(
+            {
+                "event_no": event.event_no,
+                "category": event.category,
+                "category_name": kind.full_name if kind else event.category,
+                "status": event.status,
+                "status_name": TRANSITIONS.label(event.status),
+                "source": events.SOURCES.get(event.source, event.source),
+                "description": event.description,
+                "address": event.address,
+                "longitude": event.longitude,
+                "latitude": event.latitude,
+                "grid_code": event.grid_code,
+                "division": event.division,
+                "street": cell.street if cell else "",
+                "community": cell.community if cell else "",
+                "component_id": event.component_id,
+                "unit": event.unit_code,
+                "unit_name": units.get(event.unit_code or "", ""),
+                "reported_at": _iso(event.reported_at),
+                "stage": sla.STAGE_NAMES.get(event.stage, ""),
+                "due_at": _iso(event.due_at),
+                "overdue": overdue,
+                "three_times_overdue": late,
+                "reworks": event.reworks,
+                "duplicate_of": merged.get(event.duplicate_of) if event.duplicate_of else None,
+                "suggested": [
+                    {"category": c, "name": _category_name(c), "probability": p}
+                    for c, p in event.suggested
+                ],
+            }
+        )
+    return out
+
+
 def event_dict(
     session: Session, event: Event, now: datetime | None = None, full: bool = False
 ) -> dict[str, Any]:
-    now = now or datetime.now(UTC)
-    overdue, late = events.overdue_flags(event, now)
-    found = sla.category(event.category)
+    """One event; ``full`` adds its history, routing decisions, reporters and next steps."""
     units = unit_names(session)
-    cell = session.get(Cell, event.grid_code)
-    out: dict[str, Any] = {
-        "event_no": event.event_no,
-        "category": event.category,
-        "category_name": found.full_name if found else event.category,
-        "status": event.status,
-        "status_name": TRANSITIONS.label(event.status),
-        "source": events.SOURCES.get(event.source, event.source),
-        "description": event.description,
-        "address": event.address,
-        "longitude": event.longitude,
-        "latitude": event.latitude,
-        "grid_code": event.grid_code,
-        "division": event.division,
-        "street": cell.street if cell else "",
-        "community": cell.community if cell else "",
-        "component_id": event.component_id,
-        "unit": event.unit_code,
-        "unit_name": units.get(event.unit_code or "", ""),
-        "reported_at": _iso(event.reported_at),
-        "stage": sla.STAGE_NAMES.get(event.stage, ""),
-        "due_at": _iso(event.due_at),
-        "overdue": overdue,
-        "three_times_overdue": late,
-        "reworks": event.reworks,
-        "duplicate_of": _no(session, event.duplicate_of),
-        "suggested": [
-            {"category": c, "name": _category_name(c), "probability": p} for c, p in event.suggested
-        ],
-    }
+    out = _dicts(session, [event], now or datetime.now(UTC), units)[0]
     if full:
         out["history"] = [
             {
@@ -110,14 +135,6 @@ def _iso(moment: datetime | None) -> str | None:
         return None
     aware = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
     return aware.astimezone(BEIJING_ZONE).isoformat()
-
-
-def _no(session: Session, event_id: int | None) -> str | None:
-    return (
-        None
-        if event_id is None
-        else session.scalar(select(Event.event_no).where(Event.id == event_id))
-    )
 
 
 def _category_name(code: str) -> str:
