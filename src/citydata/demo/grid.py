@@ -364,22 +364,24 @@ def assessment_truth(
         handled=(pl.col("status") == "handled").any(),
         last_handled=pl.col("at").filter(pl.col("status") == "handled").max(),
     )
-    late: dict[int, bool | None] = {}
+    # the handle clock starts at the last 派遣 or 返工 before the last 处置反馈
+    clock_starts = (
+        steps.filter(pl.col("status").is_in(["dispatched", "rework"]))
+        .join(per_event.select("event_id", "last_handled"), on="event_id")
+        .filter(pl.col("at") < pl.col("last_handled"))
+        .group_by("event_id")
+        .agg(starts=pl.col("at").max())
+    )
     joined = per_event.join(
         events.select(pl.col("id").alias("event_id"), "category"), on="event_id"
-    )
-    for row in joined.iter_rows(named=True):
+    ).join(clock_starts, on="event_id", how="left")
+    late: dict[int, bool | None] = {}
+    for row in joined.iter_rows(named=True):  # the working-hours calendar is scalar
         if not row["handled"]:
             late[row["event_id"]] = None
             continue
-        # the handle clock starts at the last 派遣 or 返工 before the last 处置反馈
-        starts = steps.filter(
-            (pl.col("event_id") == row["event_id"])
-            & pl.col("status").is_in(["dispatched", "rework"])
-            & (pl.col("at") < row["last_handled"])
-        )["at"].max()
         limit = sla.categories()[row["category"]].limits["handle"]
-        late[row["event_id"]] = row["last_handled"] > sla.deadline(starts, *limit)
+        late[row["event_id"]] = row["last_handled"] > sla.deadline(row["starts"], *limit)
     per_event = per_event.with_columns(
         late=pl.col("event_id").replace_strict(late, return_dtype=pl.Boolean)
     )
@@ -404,20 +406,28 @@ def assessment_truth(
 
 def _cells_of(points: pl.DataFrame, cells: pl.DataFrame) -> pl.DataFrame:
     """Each point's cell, district, street and community, from the lattice the cells were cut
-    from."""
-    where = ["grid_code", "division", "street", "community"]
-    boxes = cells.select(*where, "x", "y", "dx", "dy").to_dicts()
-    found = []
-    for lon, lat in zip(points["longitude"], points["latitude"], strict=True):
-        inside = (
-            b
-            for b in boxes
-            if b["x"] <= lon <= b["x"] + b["dx"] and b["y"] <= lat <= b["y"] + b["dy"]
-        )
-        box = next(inside, dict.fromkeys(where))
-        found.append([box[key] for key in where])
-    return points.select("event_id").with_columns(
-        pl.Series(key, [f[i] for f in found], dtype=pl.String) for i, key in enumerate(where)
+    from: the first cell in the lattice's order whose closed box holds it (points by the
+    thousand against every box at once, never a loop over points)."""
+    x, y = cells["x"].to_numpy(), cells["y"].to_numpy()
+    x1, y1 = x + cells["dx"].to_numpy(), y + cells["dy"].to_numpy()
+    lon, lat = points["longitude"].to_numpy(), points["latitude"].to_numpy()
+    first = np.full(len(lon), -1)
+    for at in range(0, len(lon), 10_000):
+        o, a = lon[at : at + 10_000, None], lat[at : at + 10_000, None]
+        inside = (x <= o) & (o <= x1) & (y <= a) & (a <= y1)
+        first[at : at + 10_000] = np.where(inside.any(axis=1), inside.argmax(axis=1), -1)
+    where = cells.select(
+        pl.int_range(pl.len(), dtype=pl.Int64).alias("cell"),
+        "grid_code",
+        "division",
+        "street",
+        "community",
+    )
+    return (
+        points.select("event_id")
+        .with_columns(cell=pl.Series(first, dtype=pl.Int64))
+        .join(where, on="cell", how="left", maintain_order="left")
+        .drop("cell")
     )
 
 
