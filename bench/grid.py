@@ -400,10 +400,6 @@ def run(url: str, args: argparse.Namespace, work: Path) -> dict:
 SCRATCH = "citydata_bench_grid"
 
 
-def _scratch(url: str, create: bool) -> str:
-    return scratch_database(url, SCRATCH, create)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=1_000_000)
@@ -420,13 +416,13 @@ def main() -> None:
         work = Path(folder)
         urls = [] if args.no_sqlite else [f"sqlite:///{work / 'bench.db'}"]
         if args.postgres:
-            urls.append(_scratch(args.postgres, create=True))
+            urls.append(scratch_database(args.postgres, SCRATCH, create=True))
         for url in urls:
             try:
                 result = run(url, args, work)
             finally:
                 if url.startswith("postgresql"):
-                    _scratch(args.postgres, create=False)
+                    scratch_database(args.postgres, SCRATCH, create=False)
             print(json.dumps(result, ensure_ascii=False), flush=True)
             map_ok = result["map_district_p50_ms"] < 100 and result["map_cell_p50_ms"] < 100
             model_ok = (

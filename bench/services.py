@@ -366,10 +366,6 @@ def run(url: str, args: argparse.Namespace, work: Path) -> dict:
 SCRATCH = "citydata_bench_services"
 
 
-def _scratch(url: str, create: bool) -> str:
-    return scratch_database(url, SCRATCH, create)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cases", type=int, default=1_000_000)
@@ -390,13 +386,13 @@ def main() -> None:
         work = Path(folder)
         urls = [f"sqlite:///{work / 'bench.db'}"]
         if args.postgres:
-            urls.append(_scratch(args.postgres, create=True))
+            urls.append(scratch_database(args.postgres, SCRATCH, create=True))
         for url in urls:
             try:
                 result = run(url, args, work)
             finally:
                 if url.startswith("postgresql"):
-                    _scratch(args.postgres, create=False)
+                    scratch_database(args.postgres, SCRATCH, create=False)
             print(json.dumps(result, ensure_ascii=False))
             ok = result["create_over_bare"] >= 0.5 and result["queue"]["p50_ms"] < 20
             print(
