@@ -470,13 +470,13 @@ def test_the_clock_counts_working_days_and_stops_during_supplement(platform):
     assert staff
     with platform.session() as session:
         clerk = session.scalar(select(User).where(User.username == "ga"))
-        case = services.act(session, clerk, number, "accepted", DAY)
+        case = services.act(session, clerk, number, "accepted", DAY, TODAY)
         # 5 working days from 30 September 2025: 1–8 October are holidays, 11 October a Saturday
         # worked in exchange.
         assert case.deadline == date(2025, 10, 14) == add_workdays(DAY, 5)[0]
-        services.act(session, clerk, number, "supplement_start", date(2025, 10, 9))
+        services.act(session, clerk, number, "supplement_start", date(2025, 10, 9), TODAY)
         assert case.stage == "paused" and not cases.overdue(case, date(2025, 12, 1))
-        services.act(session, clerk, number, "supplement_end", date(2025, 10, 13))
+        services.act(session, clerk, number, "supplement_end", date(2025, 10, 13), TODAY)
         # paused from the 9th to the 13th: the 10th, 11th (worked Saturday) and 13th — 3 days
         assert case.paused_days == 3 and case.deadline == add_workdays(DAY, 8)[0] == date(
             2025, 10, 17
@@ -484,7 +484,7 @@ def test_the_clock_counts_working_days_and_stops_during_supplement(platform):
         assert cases.overdue(case, date(2025, 10, 20)) and not cases.overdue(
             case, date(2025, 10, 17)
         )
-        services.act(session, clerk, number, "granted", date(2025, 10, 16), "准予")
+        services.act(session, clerk, number, "granted", date(2025, 10, 16), TODAY, "准予")
         assert (
             case.finished_on == date(2025, 10, 16)
             and case.stage == "done"
@@ -499,14 +499,14 @@ def test_a_step_not_in_the_table_is_refused_naming_both_and_changes_nothing(plat
         clerk = session.scalar(select(User).where(User.username == "ga"))
         events = session.scalar(select(func.count()).select_from(CaseEvent))
         with pytest.raises(ServiceError) as refused:
-            services.act(session, clerk, number, "granted", DAY)
+            services.act(session, clerk, number, "granted", DAY, TODAY)
         assert (
             refused.value.status == 409
             and "「申请」" in str(refused.value)
             and "「办结（准予）」" in str(refused.value)
         )
         with pytest.raises(ServiceError) as unknown:
-            services.act(session, clerk, number, "approved-by-magic", DAY)
+            services.act(session, clerk, number, "approved-by-magic", DAY, TODAY)
         assert "未知的状态" in str(unknown.value)
     with platform.session() as session:
         assert session.scalar(select(func.count()).select_from(CaseEvent)) == events
@@ -519,7 +519,7 @@ def test_only_the_units_staff_move_its_cases(platform):
     with platform.session() as session:
         other = session.scalar(select(User).where(User.username == "mz"))
         with pytest.raises(ServiceError) as refused:
-            services.act(session, other, number, "accepted", DAY)
+            services.act(session, other, number, "accepted", DAY, TODAY)
         assert refused.value.status == 403
 
 
@@ -555,8 +555,8 @@ def test_bad_ratings_open_a_follow_up_due_in_fifteen_working_days(platform):
         case = cases.by_number(session, number)
         with pytest.raises(ServiceError):
             cases.rate(session, case, 5, "", DAY)
-        services.act(session, clerk, number, "accepted", DAY)
-        services.act(session, clerk, number, "granted", date(2025, 10, 9))
+        services.act(session, clerk, number, "accepted", DAY, TODAY)
+        services.act(session, clerk, number, "granted", date(2025, 10, 9), TODAY)
         with pytest.raises(ServiceError) as no_reason:
             cases.rate(session, case, 1, " ", date(2025, 10, 9))
         assert no_reason.value.code == "bad_rating"
@@ -816,11 +816,13 @@ def test_figures_come_from_the_cases(platform):
     with platform.session() as session:
         clerk = session.scalar(select(User).where(User.username == "ga"))
         for number in numbers:
-            services.act(session, clerk, number, "accepted", DAY)
-        services.act(session, clerk, numbers[0], "granted", DAY)  # decided on the spot
+            services.act(session, clerk, number, "accepted", DAY, TODAY)
+        services.act(session, clerk, numbers[0], "granted", DAY, TODAY)  # decided on the spot
         services.record_visit(session, clerk, numbers[1], date(2025, 10, 9), "窗口")
         services.record_visit(session, clerk, numbers[1], date(2025, 10, 9), "窗口")
-        services.act(session, clerk, numbers[1], "granted", date(2025, 10, 20))  # after 14 Oct
+        services.act(
+            session, clerk, numbers[1], "granted", date(2025, 10, 20), TODAY
+        )  # after 14 Oct
         cases.rate(session, cases.by_number(session, numbers[0]), 5, "", DAY)
         cases.rate(session, cases.by_number(session, numbers[1]), 2, "跑了两次", DAY)
     with platform.session() as session:

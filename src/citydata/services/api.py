@@ -173,7 +173,9 @@ def post_status(
     idempotency_key: IdempotencyKey = None,
 ):
     def work(session, system, call):
-        case = service.docked_step(session, system, case_no, body.status, body.on, body.note)
+        case = service.docked_step(
+            session, system, case_no, body.status, body.on, clock.today(request), body.note
+        )
         return 201, service.case_dict(session, call.keys, case, clock.today(request))
 
     return _write(request, authorization, idempotency_key, body, work)

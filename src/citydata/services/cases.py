@@ -341,7 +341,7 @@ def submit(session: Session, cases: list[Case], by: str, today: date) -> None:
                 f"「{matter.name}」缺少材料：{'、'.join(missing)}", 422, "missing_material"
             )
     for case in cases:
-        step(session, case, "submitted", by, today)
+        step(session, case, "submitted", by, today, today)
 
 
 # ---------------------------------------------------------------- steps and the clock
@@ -371,16 +371,19 @@ def step(
     new: str,
     by: str,
     on: date,
+    today: date,
     note: str = "",
     unit_code: str = "",
 ) -> CaseEvent:
-    """One step, if the transition table allows it after the case's current status."""
+    """One step, if the transition table allows it after the case's current status. ``today`` is
+    the city's day on the app's clock (never the machine's: a UTC server is a day behind Changsha
+    from 00:00 to 08:00)."""
     current = None if case.status == "draft" else case.status
     try:
         TRANSITIONS.check(current, new)
     except TransitionRefused as exc:
         raise ServiceError(f"办件 {case.case_no}：{exc}", 409, "transition_refused") from exc
-    check_day(on, date.today())
+    check_day(on, today)
     last = session.scalar(select(func.max(CaseEvent.on)).where(CaseEvent.case_id == case.id))
     if last is not None and on < last:
         raise ServiceError(f"日期 {on} 早于上一步（{last}）", 422, "bad_date")

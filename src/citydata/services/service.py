@@ -101,10 +101,14 @@ def staff_case(session: Session, user: User, case_no: str) -> Case:
     return case
 
 
-def act(session: Session, user: User, case_no: str, status: str, on: date, note: str = "") -> Case:
+def act(
+    session: Session, user: User, case_no: str, status: str, on: date, today: date, note: str = ""
+) -> Case:
     """A staff step on a case of the user's unit."""
     case = staff_case(session, user, case_no)
-    cases.step(session, case, status, user.username, on, note, user.unit_code or case.unit_code)
+    cases.step(
+        session, case, status, user.username, on, today, note, user.unit_code or case.unit_code
+    )
     return case
 
 
@@ -178,15 +182,21 @@ def open_docked(
     cases.save(session, [case], values)
     if channel == "window":
         cases.visit(session, case, today, system.name, system.name)
-    cases.step(session, case, "submitted", system.name, today)
+    cases.step(session, case, "submitted", system.name, today, today)
     return case
 
 
 def docked_step(
-    session: Session, system: DockedSystem, case_no: str, status: str, on: date, note: str = ""
+    session: Session,
+    system: DockedSystem,
+    case_no: str,
+    status: str,
+    on: date,
+    today: date,
+    note: str = "",
 ) -> Case:
     case = docked_case(session, system, case_no)
-    cases.step(session, case, status, system.name, on, note, system.unit_code)
+    cases.step(session, case, status, system.name, on, today, note, system.unit_code)
     return case
 
 

@@ -106,7 +106,15 @@ def act(
     with request.app.state.store.session() as session:
         user = signed_in(request, session)
         try:
-            service.act(session, user, case_no, status[:20], clock.today(request), note[:2000])
+            service.act(
+                session,
+                user,
+                case_no,
+                status[:20],
+                clock.today(request),
+                clock.today(request),
+                note[:2000],
+            )
         except ServiceError as exc:
             session.rollback()
             return page(request, "services_error.html", user, exc.status, error=str(exc))
