@@ -13,7 +13,17 @@ ROOT = Path(__file__).parents[1] / "src" / "citydata"
 DOCS = Path(__file__).parents[1] / "docs" / "architecture.md"
 
 # Below every domain: they import only each other (and the package's own __init__).
-TOOLKITS = {"db", "web", "mechanisms", "standards", "config", "keys", "cells", "cli_common"}
+TOOLKITS = {
+    "db",
+    "web",
+    "mechanisms",
+    "standards",
+    "config",
+    "keys",
+    "cells",
+    "cli_common",
+    "clock",
+}
 # Above every domain: they wire the domains together; no domain imports them.
 COMPOSITION = {"app", "cli", "migrations", "__main__"}
 # Modules that speak HTTP: the only ones in a domain that may import citydata.web.

@@ -4,18 +4,20 @@ belongs to that day, not to the previous one in UTC."""
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta, timezone
+from datetime import date, datetime
 
 from fastapi import Request
 
-CITY_ZONE = timezone(timedelta(hours=8), "CST")
+from citydata.clock import CITY_ZONE, city_day, moment
+
+__all__ = ["CITY_ZONE", "now", "today"]
 
 
 def now(request: Request) -> datetime:
     """The app's moment, timezone-aware UTC."""
-    return datetime.fromtimestamp(request.app.state.clock(), UTC)
+    return moment(request.app.state.clock())
 
 
 def today(request: Request) -> date:
     """The app's day in the city."""
-    return now(request).astimezone(CITY_ZONE).date()
+    return city_day(now(request))
