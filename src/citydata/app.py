@@ -10,7 +10,7 @@ import gc
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from functools import partial
 from pathlib import Path
 from urllib.parse import quote
@@ -28,6 +28,7 @@ from citydata.audit.service import AuditError, AuditLog
 from citydata.bases import api as bases_api
 from citydata.bases import pages as bases_pages
 from citydata.brain import pages as brain_pages
+from citydata.brain import service as brain
 from citydata.catalog import api as catalog_api
 from citydata.catalog import pages as catalog_pages
 from citydata.catalog import vocab
@@ -43,6 +44,7 @@ from citydata.mechanisms.ratelimit import MinuteWindows
 from citydata.opendata import api as open_api
 from citydata.opendata import dcat as open_dcat
 from citydata.opendata import pages as open_pages
+from citydata.opendata.calls import ApiCalls
 from citydata.opendata.service import Catalogue
 from citydata.services import api as services_api
 from citydata.services import pages as services_pages
@@ -100,6 +102,20 @@ async def _send_webhook_notices(app: FastAPI, every: float) -> None:
             logging.getLogger(__name__).exception("webhook notices failed")
 
 
+async def _count_open_calls(app: FastAPI, every: float) -> None:
+    """The open-data API's calls, counted in memory, added to the table every few seconds."""
+    try:
+        while True:
+            await asyncio.sleep(every)
+            try:
+                await run_in_threadpool(app.state.open_calls.flush, app.state.store)
+            except Exception:
+                logging.getLogger(__name__).exception("open data call counts not written")
+    finally:
+        with suppress(Exception):  # the last few seconds' calls, as the server stops
+            app.state.open_calls.flush(app.state.store)
+
+
 @asynccontextmanager
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     # What exists once the server has started (libraries, catalog, models) lives as long as it.
@@ -107,11 +123,20 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     # sharing API's slowest answers (p99 89 ms -> 31 ms in bench/share.py).
     gc.collect()
     gc.freeze()
-    every = app.state.settings.webhook_seconds
-    sender = asyncio.create_task(_send_webhook_notices(app, every)) if every > 0 else None
+    settings = app.state.settings
+    every = settings.webhook_seconds
+    tasks = [asyncio.create_task(_send_webhook_notices(app, every))] if every > 0 else []
+    tasks.append(asyncio.create_task(_count_open_calls(app, 10)))
+    if settings.brain_seconds > 0:  # the cockpit's summaries: pre-warmed, then kept fresh
+        tasks.append(
+            asyncio.create_task(
+                brain.keep_fresh(app.state.store, app.state.clock, settings.brain_seconds)
+            )
+        )
     yield
-    if sender is not None:
-        sender.cancel()
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
 
 
 def create_app(
@@ -143,10 +168,12 @@ def create_app(
     app.state.limiter = Limiter()
     app.state.catalogue = Catalogue(store)
     app.state.open_limiter = MinuteWindows()  # anonymous open-data calls per IP address
+    app.state.open_calls = ApiCalls()  # the open-data API's calls per day, flushed every 10 s
     app.add_middleware(Sessions, keys=installation_keys, trusted_proxies=settings.trusted_proxies)
     app.add_middleware(SecurityHeaders, trusted_proxies=settings.trusted_proxies)
     # a domain's own scripts beside its templates, before the toolkit's folder that holds the rest
     app.mount("/static/grid", StaticFiles(directory=str(grid_pages.STATIC)), name="grid_static")
+    app.mount("/static/brain", StaticFiles(directory=str(brain_pages.STATIC)), name="brain_static")
     app.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
     for router in ROUTERS:
         app.include_router(router)

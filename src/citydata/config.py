@@ -48,6 +48,8 @@ class Settings:
     data_dir: Path = field(default_factory=lambda: Path("citydata-data"))
     open_rate_per_minute: int = 600  # anonymous open-data calls per IP address
     webhook_seconds: float = 10  # how often the server sends due webhook notices; 0: never
+    # how often the server looks for stale cockpit summaries (and pages for new ones); 0: never
+    brain_seconds: float = 30
     # Only these addresses (or networks) may tell us the client's address (X-Forwarded-For)
     # and scheme (X-Forwarded-Proto); nobody by default.
     trusted_proxies: tuple[str, ...] = ()
@@ -72,6 +74,7 @@ class Settings:
             data_dir=Path(env.get("CITYDATA_DATA_DIR", "citydata-data")),
             open_rate_per_minute=int(env.get("CITYDATA_OPEN_RATE", cls.open_rate_per_minute)),
             webhook_seconds=float(env.get("CITYDATA_WEBHOOK_SECONDS", cls.webhook_seconds)),
+            brain_seconds=float(env.get("CITYDATA_BRAIN_SECONDS", cls.brain_seconds)),
             trusted_proxies=_list(env.get("CITYDATA_TRUSTED_PROXIES")),
             webhook_allow_hosts=_list(env.get("CITYDATA_WEBHOOK_ALLOW_HOSTS")),
             open_sql_url=env.get("CITYDATA_OPEN_SQL_URL") or None,

@@ -42,6 +42,7 @@ from citydata.bases.staged import (
 from citydata.db.base import utcnow
 from citydata.db.engine import Store
 from citydata.ingest import staging
+from citydata.mechanisms import changes
 
 Progress = Callable[[str, int, int], None]
 
@@ -142,6 +143,7 @@ def resolve(
         if full:
             retire_orphans(session, base, previous, all_links, now)
         publish(session, base, touched)
+        changes.mark(session, "bases")  # the run's masters: summaries of them are stale
         report.masters = (
             session.scalar(
                 select(func.count())

@@ -24,6 +24,7 @@ from citydata.bases.staged import ROW_KEY, current_links, feeds, prepared_rows, 
 from citydata.catalog.models import ResourceClass
 from citydata.db.base import utcnow
 from citydata.ingest import staging
+from citydata.mechanisms import changes
 
 
 def open_reviews(session: Session, base: BaseSpec, reviews: pl.DataFrame) -> int:
@@ -70,6 +71,7 @@ def decide_review(session: Session, review_id: int, confirm: bool, username: str
         raise ReviewError(f"匹配 {review_id} 已经处理过（{review.status}）")
     review.status = "confirmed" if confirm else "rejected"
     review.decided_by, review.decided_at = username, utcnow()
+    changes.mark(session, "bases")
     if confirm:
         base = spec(review.base)
         link = session.scalar(

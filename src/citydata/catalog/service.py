@@ -31,6 +31,7 @@ from citydata.catalog.schema import (
     parse_value,
     rule_message,
 )
+from citydata.mechanisms import changes
 from citydata.standards import is_valid_credit_code
 
 FORMAT = "citydata-catalog/1"
@@ -285,6 +286,7 @@ def apply(
             session.flush()  # old field rows go before new ones reuse their names
         rc.fields.extend(new_fields)
     session.flush()
+    changes.mark(session, "catalog")
     return result
 
 
@@ -489,5 +491,6 @@ def retire_class(session: Session, code: str) -> ResourceClass:
     if rc.status != "retired":
         rc.status = "retired"
         rc.version += 1
+        changes.mark(session, "catalog")
     session.flush()
     return rc

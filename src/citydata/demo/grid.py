@@ -452,6 +452,7 @@ def load(store, directory: Path, keys) -> dict[str, Any]:
 
     from citydata.grid import cells, classify, events, publishing
     from citydata.grid.models import Event, Reporter, Routing, Step
+    from citydata.mechanisms import changes
 
     folder = directory / "grid"
     if not (folder / "events.parquet").exists():
@@ -577,6 +578,7 @@ def load(store, directory: Path, keys) -> dict[str, Any]:
         session.execute(insert(Reporter), reporter_rows)
         if routing_rows:
             session.execute(insert(Routing), routing_rows)
+        changes.mark(session, "grid")  # a year of events at once, past their steps
     with store.session() as session:
         model = classify.train_from_events(session)
         trained = {

@@ -512,6 +512,7 @@ def load(store, directory: Path, keys) -> dict[str, int]:
     Done once: a platform that has cases already is left as it is."""
     from sqlalchemy import func, insert, select
 
+    from citydata.mechanisms import changes
     from citydata.services import matters as matter_rules
     from citydata.services.identity import subject_hash
     from citydata.services.models import Case, CaseEvent, FollowUp, Matter, Visit
@@ -620,6 +621,7 @@ def load(store, directory: Path, keys) -> dict[str, int]:
                     )
                 ],
             )
+        changes.mark(session, "services")  # a year of cases at once, past cases.step
     published = publish(store)
     return {
         "matters": len(doc["matters"]),

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from citydata.bases.models import Master
 from citydata.grid.models import Cell
+from citydata.mechanisms import changes
 
 
 def sync(session: Session) -> int:
@@ -51,6 +52,7 @@ def sync(session: Session) -> int:
     if rows:
         session.execute(insert(Cell), rows)
         fill_geometry(session)
+    changes.mark(session, "cells")
     return len(rows)
 
 

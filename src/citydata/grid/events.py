@@ -23,7 +23,7 @@ from citydata.catalog.models import Unit
 from citydata.grid import cells, classify, routing, sla
 from citydata.grid.models import Event, Reporter, Routing, Sla, Step
 from citydata.keys import Keys
-from citydata.mechanisms import outbox
+from citydata.mechanisms import changes, outbox
 from citydata.mechanisms.history import TransitionRefused, Transitions
 
 TRANSITIONS = Transitions.load(Path(__file__).with_name("statuses.toml"))
@@ -270,6 +270,7 @@ def _append(
         at=at,
     )
     session.add(step)
+    changes.mark(session, "grid")  # an event moved: the figures of the events are stale
     return step
 
 

@@ -31,6 +31,7 @@ from citydata.ingest import staging
 from citydata.ingest.models import Batch, Reject
 from citydata.ingest.readers import Source, UnreadableFile, open_source
 from citydata.ingest.validate import ROW, BatchKeys, Checked, validate
+from citydata.mechanisms import changes
 from citydata.privacy.masking import class_fields, grant_masks, mask_value
 from citydata.standards.ids import id_check_digit, id_number_problem
 
@@ -402,6 +403,7 @@ def _finish(store: Store, batch_id: int, status: str, message: str, digest: str)
         batch = session.get(Batch, batch_id)
         batch.status, batch.message, batch.finished_at = status, message, utcnow()
         batch.file_hash = digest
+        changes.mark(session, "ingest")
 
 
 def _forget(store: Store, batch_id: int) -> None:

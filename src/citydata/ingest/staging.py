@@ -31,6 +31,7 @@ from sqlalchemy import (
 )
 
 from citydata.catalog.models import ResourceClass
+from citydata.mechanisms import changes
 
 _staging_metadata = MetaData()
 BATCH, ROW = "_batch_id", "_row"
@@ -182,8 +183,10 @@ class _DirectTransaction:
         self.conn.execute(
             table.update().where(table.c.id == key).values(**values, rows_removed=self.removed)
         )
+        changes.mark(self.conn, "ingest")  # a batch committed: summaries of it are stale
         self.txn.commit()
         self.conn.close()
+        changes.announce("ingest")
 
     def rollback(self) -> None:
         self.txn.rollback()
@@ -281,12 +284,14 @@ class _SpooledSqliteTransaction:
                     .where(table.c.id == key)
                     .values(**values, rows_removed=self.removed)
                 )
+                changes.mark(conn, "ingest")  # a batch committed: summaries of it are stale
                 conn.commit()
             finally:
                 conn.rollback()
                 conn.exec_driver_sql("DETACH DATABASE spool")
                 conn.commit()
         self.folder.cleanup()
+        changes.announce("ingest")
 
     def rollback(self) -> None:
         with suppress(Exception):

@@ -1,4 +1,5 @@
-"""The mechanisms' own tables: idempotency keys, and webhook subscriptions with their outbox."""
+"""The mechanisms' own tables: idempotency keys, webhook subscriptions with their outbox, and
+the version of each topic of data (``changes``)."""
 
 from __future__ import annotations
 
@@ -56,3 +57,14 @@ class WebhookNotice(Base):
     next_attempt_at: Mapped[datetime | None]
     delivered_at: Mapped[datetime | None]
     last_status: Mapped[str] = mapped_column(String(200), default="")
+
+
+class DataChange(Base):
+    """A topic of data (``ingest``, ``services`` …) and how many committed changes it has had:
+    raised in each change's own transaction (``mechanisms.changes``); summaries compare it."""
+
+    __tablename__ = "data_changes"
+
+    topic: Mapped[str] = mapped_column(String(32), primary_key=True)
+    version: Mapped[int] = mapped_column(default=0)
+    changed_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -17,6 +17,7 @@ from sqlalchemy import Engine
 from citydata.accounts import models as _accounts  # noqa: F401
 from citydata.audit import models as _audit  # noqa: F401
 from citydata.bases import models as _bases  # noqa: F401
+from citydata.brain import models as _brain  # noqa: F401
 from citydata.catalog import models as _catalog  # noqa: F401
 from citydata.db.base import Base
 from citydata.grid import models as _grid  # noqa: F401

@@ -4,7 +4,6 @@ catalogue as JSON Lines. Anonymous use is rate-limited per IP address; files str
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from datetime import date
 from typing import Any
 
 import orjson
@@ -19,6 +18,7 @@ from citydata.accounts.service import user_for_token
 from citydata.opendata import ckan, downloads, service, sql
 from citydata.opendata.permissions import may_read
 from citydata.opendata.service import Catalogue, OpenDataError
+from citydata.web import clock
 from citydata.web.auth import cookie_user
 from citydata.web.client import client_ip
 from citydata.web.errors import documented
@@ -377,6 +377,9 @@ def _call(request: Request, name: str, params: dict) -> Response:
     if name not in ACTIONS:
         error = OpenDataError(f"Bad request - Action name not known: {name}", "Bad Request", 400)
         return _error(request, name, error)
+    calls = getattr(request.app.state, "open_calls", None)
+    if calls is not None:  # counted in memory; the server adds them up every few seconds
+        calls.add(clock.today(request), name)
     try:
         with request.app.state.store.session() as session:
             result = ACTIONS[name](request, session, params)
@@ -447,7 +450,7 @@ def download(slug: str, fmt: str, request: Request) -> Response:
             return _plain_error(exc.status, str(exc))
         if not may_read(session, api_user(request, session), ds):
             return _plain_error(403, "有条件开放数据，需申请并获批准后才能下载")
-        downloads.count(session, ds.code, fmt, date.today())
+        downloads.count(session, ds.code, fmt, clock.today(request))
     try:
         body: Iterator[bytes] = downloads.stream(store, ds, fmt)
     except OpenDataError as exc:

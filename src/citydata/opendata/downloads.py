@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from citydata.cells import XLSXWRITER_OPTIONS, neutralise_frame
 from citydata.db.engine import Store
+from citydata.mechanisms import changes
 from citydata.opendata.models import OpenDownload
 from citydata.opendata.service import Dataset, OpenDataError, iter_rows
 
@@ -37,6 +38,7 @@ def count(session: Session, code: str, fmt: str, day: date) -> None:
                 session.add(OpenDownload(dataset=code, format=fmt, day=day, count=1))
         except IntegrityError:  # another request inserted today's row first
             session.execute(bump)
+    changes.mark(session, "opendata")
     session.commit()
 
 

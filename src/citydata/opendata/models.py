@@ -1,4 +1,5 @@
-"""Open data's own table: how often each dataset was downloaded, per format and day."""
+"""Open data's own tables: how often each dataset was downloaded, per format and day; how often
+each action of the API was called, per day."""
 
 from __future__ import annotations
 
@@ -17,6 +18,17 @@ class OpenDownload(Base):
     format: Mapped[str] = mapped_column(String(8), primary_key=True)
     day: Mapped[date] = mapped_column(primary_key=True)
     count: Mapped[int] = mapped_column(default=0)
+
+
+class OpenApiCall(Base):
+    """Calls of one CKAN action on one day, counted in memory and added here every few seconds
+    (``opendata.calls``): no write on the API's own path."""
+
+    __tablename__ = "open_api_calls"
+
+    day: Mapped[date] = mapped_column(primary_key=True)
+    action: Mapped[str] = mapped_column(String(64), primary_key=True)
+    calls: Mapped[int] = mapped_column(default=0)
 
 
 class OpenSqlRelease(Base):

@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 from citydata.accounts.models import User
 from citydata.db import keyset
 from citydata.keys import Keys
-from citydata.mechanisms import outbox
+from citydata.mechanisms import changes, outbox
 from citydata.mechanisms.history import TransitionRefused, Transitions
 from citydata.mechanisms.workdays import FIRST as CALENDAR_FIRST
 from citydata.mechanisms.workdays import add_workdays, workdays_between
@@ -412,6 +412,7 @@ def step(
         note=note[:2000],
     )
     session.add(event)
+    changes.mark(session, "services")  # a case moved: the figures of the cases are stale
     outbox.enqueue(
         session,
         owner(case.unit_code),
@@ -433,6 +434,7 @@ def visit(session: Session, case: Case, on: date, place: str, by: str) -> Visit:
     found = Visit(case_id=case.id, on=on, place=place[:100], by=by[:64])
     session.add(found)
     case.visits += 1
+    changes.mark(session, "services")
     return found
 
 
@@ -458,6 +460,7 @@ def rate(session: Session, case: Case, score: int, reason: str, today: date) -> 
     if score <= BAD_RATING and not reason.strip():
         raise ServiceError("差评请写明原因", 422, "bad_rating")
     case.rating, case.rating_reason = score, reason.strip()[:1000]
+    changes.mark(session, "services")
     if score > BAD_RATING:
         return None
     follow = FollowUp(

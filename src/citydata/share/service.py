@@ -17,6 +17,7 @@ from citydata.accounts.permissions import may_audit
 from citydata.catalog.models import ResourceClass, Unit
 from citydata.catalog.service import get_class
 from citydata.db.base import utcnow
+from citydata.mechanisms import changes
 from citydata.mechanisms import credentials as credentials_kit
 from citydata.mechanisms.workdays import add_workdays
 from citydata.privacy.masking import class_fields, grant_masks
@@ -73,6 +74,7 @@ def _record(
             fields=list(app.granted if action in {"approve", "auto_approve"} else app.fields),
         )
     )
+    changes.mark(session, "share")
 
 
 def _checked_fields(rc: ResourceClass, fields: list[str], unmasked: list[str]) -> None:
