@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 import uuid
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -260,3 +261,46 @@ def need_chromium() -> None:
     if os.environ.get("CI"):
         pytest.fail(f"{CHROMIUM} is missing: CI must install Debian's chromium (scripts/test)")
     pytest.skip("Debian's chromium is not installed")
+
+
+# ---------------------------------------------------------------- a small demo city, loaded
+
+
+@pytest.fixture(scope="session")
+def demo_city(tmp_path_factory):
+    """A small demo city (600 people) generated and loaded once — catalog, every file through
+    aggregation, resolution, a day of sharing, a year of cases and of events — into a database of
+    its own. Tests read it; one that changes it must put back what it changed."""
+    from citydata import cli_common
+    from citydata.demo.cli import load
+    from citydata.demo.generate import generate
+
+    folder = tmp_path_factory.mktemp("demo-city")
+    generate(folder / "city", 600, seed=5)
+    if PG_URL:
+        name = f"citydata_city_{uuid.uuid4().hex[:10]}"
+        url = _pg_create(name)
+    else:
+        url = f"sqlite:///{folder / 'city.db'}"
+    store = Store(url)
+    upgrade(store.engine)
+    saved = {k: os.environ.get(k) for k in ("CITYDATA_DATABASE_URL", "CITYDATA_KEY_FILE")}
+    os.environ["CITYDATA_DATABASE_URL"] = url
+    os.environ["CITYDATA_KEY_FILE"] = str(folder / "secret.keys")
+    cli_common.store.cache_clear()
+    try:
+        load(folder / "city")
+        # The demo's batches and calls are stamped with the machine's time as they load: the
+        # tests' app clock stands just after that (a fixed day would leave them in the future).
+        store.loaded_at = time.time() + 1  # type: ignore[attr-defined]
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        cli_common.store.cache_clear()
+    yield store
+    store.engine.dispose()
+    if PG_URL:
+        _pg_drop(name)

@@ -34,7 +34,7 @@ DOMAIN_FILES = {
     "accounts": {"models", "service", "permissions", "cli", "pages"},
     "audit": {"models", "service", "http"},
     "bases": {"models", "service", "permissions", "api", "pages", "cli", "spec", "tables"},
-    "brain": {"service", "pages"},
+    "brain": {"models", "service", "permissions", "pages", "cli", "spec", "summaries", "queries"},
     "catalog": {"models", "service", "permissions", "api", "pages", "cli", "vocab", "schema"},
     "demo": {"generate", "cli"},
     "ingest": {"models", "service", "permissions", "api", "pages", "cli", "readers", "staging"},

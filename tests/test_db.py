@@ -86,6 +86,7 @@ def test_upgrading_a_database_with_sharing_data_keeps_it(tmp_path):
 
     from citydata.catalog.service import import_catalog
     from citydata.db.engine import Store
+    from citydata.mechanisms import changes
     from citydata.migrations import alembic_config, upgrade
     from conftest import SAMPLE
 
@@ -95,6 +96,7 @@ def test_upgrading_a_database_with_sharing_data_keeps_it(tmp_path):
     store = Store(url)
     with store.session() as session:
         import_catalog(session, SAMPLE)
+        changes.unmark(session)  # 0003 predates the table of data versions
     with store.engine.begin() as conn:
         conn.execute(
             text(

@@ -14,10 +14,11 @@ def csrf_of(html: str) -> str:
 def test_home_shows_counts_and_targets_in_chinese(client, sample_catalog):
     html = client.get("/").text
     assert "政务数据资源管理平台" in html
-    assert re.search(r'id="n-units">8<', html)
-    assert re.search(r'id="n-classes">9<', html)
-    assert re.search(r'id="n-shared">8<', html)  # all but the one 不予共享 class
-    assert "8 / 35" in html and "8 / 700" in html
+    # municipal departments that have aggregated (none yet), never the units in the catalog
+    assert re.search(r'id="n-departments">0<small> / 35<', html)
+    assert re.search(r'id="n-classes">0<small> / 289<', html)
+    assert re.search(r'id="n-shared">8<small> / 700<', html)  # all but the one 不予共享 class
+    assert "目录中市直部门 8 个" in html
     assert "有条件共享" in html
 
 

@@ -12,6 +12,7 @@ import typer
 from citydata import keys
 from citydata.accounts.cli import user_app
 from citydata.bases.cli import base_app, resolve_cmd, theme_app
+from citydata.brain.cli import brain_app
 from citydata.catalog.cli import catalog_app, unit_app
 from citydata.cli_common import fail, out, store
 from citydata.config import Settings
@@ -49,6 +50,7 @@ app.add_typer(share_app, name="share")
 app.add_typer(audit_app, name="audit")
 app.add_typer(services_app, name="services")
 app.add_typer(grid_app, name="grid")
+app.add_typer(brain_app, name="brain")
 
 
 @app.command()

@@ -48,17 +48,33 @@ def base_page(request: Request, base: str, key: str = "", name: str = ""):
                 subjects=[m.id for m in found],
             )
         pending = service.pending_reviews(session, base)
+        glance = service.overview(session, bspec)
         return render(
             request,
             "base_search.html",
             user,
             bspec=bspec,
+            glance=glance,
+            completeness=_completeness_chart(glance),
             found=found,
             key=key,
             name_query=name,
             pending=pending,
             bases=specs(),
         )
+
+
+def _completeness_chart(glance: dict) -> dict:
+    """The base's picture: how complete each attribute of its published table is."""
+    rows = glance["completeness"]
+    return {
+        "kind": "hbar",
+        "x": [r["label"] for r in rows],
+        "keys": [r["attribute"] for r in rows],
+        "series": [{"name": "填充率", "data": [r["share"] for r in rows]}],
+        "unit": "rate",
+        "empty": "尚未发布",
+    }
 
 
 @router.get("/base/{base}/reviews")

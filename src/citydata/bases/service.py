@@ -6,11 +6,13 @@ of its own; this is the domain's one door:
   ``matching``: rows without a key; ``masterids``: handing out master ids;
 - ``golden``: golden records and provenance; ``reviews``: the review queue;
 - ``publish``: the ``base_<name>`` tables and each base as a catalog class;
-- ``masters``: reading masters (``master_dict``, ``search``, ``base_codes``)."""
+- ``masters``: reading masters (``master_dict``, ``search``, ``base_codes``);
+- ``overview``: a base at a glance (masters, sources, completeness, conflicts)."""
 
 from __future__ import annotations
 
 from citydata.bases.masters import base_codes, master_dict, search
+from citydata.bases.overview import overview
 from citydata.bases.publish import base_fields, base_table, publish, register_class
 from citydata.bases.resolution import Progress, RunReport, resolve
 from citydata.bases.reviews import ReviewError, decide_review, pending_reviews, reviews
@@ -27,6 +29,7 @@ __all__ = [
     "decide_review",
     "feeds",
     "master_dict",
+    "overview",
     "pending_reviews",
     "publish",
     "register_class",

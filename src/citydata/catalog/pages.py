@@ -63,3 +63,16 @@ def units_page(request: Request):
     with request.app.state.store.session() as session:
         user = current_user(request, session)
         return render(request, "units.html", user, units=service.list_units(session))
+
+
+@router.get("/units/{code}")
+def unit_page(request: Request, code: str):
+    """A unit: who it is, its classes, and the picture of their quality and timeliness over
+    time (drawn from the aggregation's figures, fetched by the page)."""
+    with request.app.state.store.session() as session:
+        user = current_user(request, session)
+        unit = service.get_unit(session, code[:32])
+        if unit is None:
+            raise HTTPException(404, f"单位「{code[:32]}」不存在")
+        total, classes = service.list_classes(session, service.ClassFilter(unit.code), 0, 500)
+        return render(request, "unit_detail.html", user, unit=unit, classes=classes, total=total)

@@ -428,6 +428,10 @@ def get_class(session: Session, code: str) -> ResourceClass | None:
     )
 
 
+def get_unit(session: Session, code: str) -> Unit | None:
+    return session.get(Unit, code)
+
+
 def list_units(session: Session) -> list[tuple[Unit, int]]:
     counts = (
         select(ResourceClass.provider_code, func.count().label("n"))

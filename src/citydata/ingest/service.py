@@ -14,7 +14,7 @@ import socket
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -23,8 +23,10 @@ from sqlalchemy import delete, func, select, text, update
 from sqlalchemy.orm import Session, selectinload
 
 from citydata.catalog import vocab
+from citydata.catalog.models import Field as CatalogField
 from citydata.catalog.models import ResourceClass, Unit
 from citydata.cells import neutralise_frame
+from citydata.clock import city_day, city_midnight
 from citydata.db.base import as_utc, utcnow
 from citydata.db.engine import Store
 from citydata.ingest import staging
@@ -442,12 +444,22 @@ def list_batches(
     class_code: str | None = None,
     offset: int = 0,
     limit: int = 50,
+    status: str | None = None,
+    day: date | None = None,
 ) -> tuple[int, list[Batch]]:
+    """Batches, newest first: of a unit, a class, a status, submitted on a day (the city's)."""
     query = select(Batch)
     if unit:
         query = query.where(Batch.unit_code == unit)
     if class_code:
         query = query.where(Batch.class_code == class_code)
+    if status:
+        query = query.where(Batch.status == status)
+    if day:
+        query = query.where(
+            Batch.created_at >= city_midnight(day),
+            Batch.created_at < city_midnight(day + timedelta(days=1)),
+        )
     total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
     return total, list(session.scalars(query.order_by(Batch.id.desc()).offset(offset).limit(limit)))
 
@@ -540,6 +552,72 @@ def aggregated_classes(session: Session) -> int:
         )
         or 0
     )
+
+
+def unit_names(session: Session) -> dict[str, str]:
+    return dict(session.execute(select(Unit.code, Unit.short_name)).all())
+
+
+def field_labels(session: Session, class_code: str) -> dict[str, str]:
+    return dict(
+        session.execute(
+            select(CatalogField.name, CatalogField.label).where(
+                CatalogField.class_code == class_code
+            )
+        ).all()
+    )
+
+
+def class_batches(session: Session, class_code: str, limit: int = 20) -> list[dict[str, Any]]:
+    """A class's last committed batches, oldest first: rows accepted, rejected, the score."""
+    found = session.execute(
+        select(Batch.id, Batch.created_at, Batch.rows_accepted, Batch.rows_rejected, Batch.report)
+        .where(Batch.class_code == class_code, Batch.status == "committed")
+        .order_by(Batch.id.desc())
+        .limit(limit)
+    ).all()
+    return [
+        {
+            "id": i,
+            "day": city_day(as_utc(at)).isoformat(),
+            "accepted": accepted,
+            "rejected": rejected,
+            "score": (report or {}).get("score"),
+        }
+        for i, at, accepted, rejected, report in reversed(found)
+    ]
+
+
+def quality_history(
+    session: Session, unit: str | None = None, class_code: str | None = None
+) -> list[dict[str, Any]]:
+    """Per month (the city's) of the committed batches of a unit or a class: the mean quality
+    score, the share of batches that came within their class's update cycle, how many classes
+    sent and how many batches — a unit's or a class's timeliness and quality over time."""
+    query = select(Batch.class_code, Batch.created_at, Batch.report).where(
+        Batch.status == "committed"
+    )
+    if unit:
+        query = query.where(Batch.unit_code == unit)
+    if class_code:
+        query = query.where(Batch.class_code == class_code)
+    months: dict[str, dict[str, Any]] = {}
+    for code, at, report in session.execute(query).all():
+        month = city_day(as_utc(at)).strftime("%Y-%m")
+        m = months.setdefault(month, {"scores": [], "on_time": 0, "classes": set()})
+        m["scores"].append(float((report or {}).get("score", 0)))
+        m["on_time"] += bool((report or {}).get("timeliness", {}).get("on_time", True))
+        m["classes"].add(code)
+    return [
+        {
+            "month": month,
+            "score": round(sum(m["scores"]) / len(m["scores"]), 1),
+            "on_time": round(m["on_time"] / len(m["scores"]), 4),
+            "batches": len(m["scores"]),
+            "classes": len(m["classes"]),
+        }
+        for month, m in sorted(months.items())
+    ]
 
 
 def quality_scores(

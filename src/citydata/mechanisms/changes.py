@@ -93,6 +93,12 @@ def mark(where: Session | Connection, *topics: str) -> None:
         _upsert(where, topic)
 
 
+def unmark(session: Session) -> None:
+    """Drop what the session marked: data written into a schema older than the marks' own
+    table (an upgrade test loading yesterday's data) has nobody to tell."""
+    session.info.pop(_PENDING, None)
+
+
 def announce(*topics: str) -> None:
     """A bare connection that ``mark``-ed has committed: tell this process's listeners."""
     _unknown(topics)

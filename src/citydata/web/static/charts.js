@@ -174,8 +174,9 @@
       inverse: horizontal,
     };
     var second = (payload.series || []).some(function (s) { return s.axis === 1; });
-    var values = [valueAxis(unit, payload.max ? { max: payload.max } : {})];
-    if (second) values.push(valueAxis("count", { splitLine: { show: false } }));
+    var units = payload.axis_units || [unit, "count"];
+    var values = [valueAxis(units[0], payload.max ? { max: payload.max } : {})];
+    if (second) values.push(valueAxis(units[1], { splitLine: { show: false } }));
     if (payload.axes) values.forEach(function (a, i) { a.name = payload.axes[i]; });
     var series = (payload.series || []).map(function (s, i) {
       var drawn = {
@@ -206,7 +207,15 @@
       tooltip: {
         trigger: "axis",
         axisPointer: { type: "shadow" },
-        valueFormatter: function (v) { return number(v, unit); },
+        formatter: function (items) {
+          var head = escape(items.length ? items[0].axisValueLabel : "");
+          var key = items.length ? (payload.keys || [])[items[0].dataIndex] : "";
+          if (key && key !== items[0].axisValueLabel) head += ' <span class="code">' + escape(key) + "</span>";
+          return [head].concat(items.map(function (i) {
+            var s = payload.series[i.seriesIndex] || {};
+            return i.marker + escape(i.seriesName) + "：" + number(i.value, units[s.axis === 1 ? 1 : 0]);
+          })).join("<br>");
+        },
       },
       xAxis: horizontal ? values : category,
       yAxis: horizontal ? category : values,
