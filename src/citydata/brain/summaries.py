@@ -7,6 +7,8 @@ waits for a query — unless no summary exists at all (then it is computed once,
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import time
 from dataclasses import dataclass
@@ -126,6 +128,13 @@ def refresh(
     return done
 
 
+def version_of(computed_at: datetime, versions: dict[str, int]) -> str:
+    """A summary's version for a page: when it was computed, from which data (an app clock that
+    stands still in a test still moves the version when the data does)."""
+    said = json.dumps(versions, sort_keys=True) + as_utc(computed_at).isoformat()
+    return hashlib.sha256(said.encode()).hexdigest()[:16]
+
+
 @dataclass
 class Reading:
     """A tile's payload as a viewer gets it, with where it came from and how long it took."""
@@ -138,10 +147,11 @@ class Reading:
     read_ms: float
     as_of: datetime
     computed_at: datetime
+    versions: dict[str, int]
 
     @property
     def version(self) -> str:
-        return self.computed_at.isoformat()
+        return version_of(self.computed_at, self.versions)
 
     def timing(self) -> dict[str, Any]:
         return {
@@ -181,6 +191,7 @@ def read(
             round((time.perf_counter() - started) * 1000, 2),
             now,
             now,
+            summary.versions,
         )
     return Reading(
         tile,
@@ -191,6 +202,7 @@ def read(
         round((time.perf_counter() - started) * 1000, 2),
         as_utc(summary.as_of),
         as_utc(summary.computed_at),
+        summary.versions,
     )
 
 
@@ -207,8 +219,10 @@ def read_all(session: Session, tiles: list[spec.Tile], now: datetime) -> list[Re
 def computed_at(session: Session, names: list[str]) -> dict[str, str]:
     """Each tile's summary version (when it was computed), for a page deciding what to fetch."""
     return {
-        name: as_utc(at).isoformat()
-        for name, at in session.execute(
-            select(Summary.tile, Summary.computed_at).where(Summary.tile.in_(names))
+        name: version_of(at, versions)
+        for name, at, versions in session.execute(
+            select(Summary.tile, Summary.computed_at, Summary.versions).where(
+                Summary.tile.in_(names)
+            )
         ).all()
     }

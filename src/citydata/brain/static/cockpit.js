@@ -9,6 +9,7 @@
   if (!root || !window.CityCharts) return;
   var labels = JSON.parse(root.dataset.labels);
   var dark = root.dataset.theme === "dark";
+  var english = document.documentElement.lang === "en";
   var stage = document.getElementById("stage");
   var charts = {};
   var versions = {};
@@ -28,7 +29,7 @@
     var t = tile.timing;
     var source = t.from_summary ? labels.from_summary : labels.computed;
     var words = [
-      labels.query + " " + t.query_ms.toFixed(1) + " ms（" + source + "）",
+      labels.query + " " + t.query_ms.toFixed(1) + " ms" + (english ? " (" + source + ")" : "（" + source + "）"),
       labels.read + " " + t.read_ms.toFixed(1) + " ms",
       labels.render + " " + renderMs.toFixed(1) + " ms",
       labels.as_of + " " + beijing(t.as_of),

@@ -155,7 +155,11 @@
       splitLine: { lineStyle: { opacity: 0.35 } },
     };
     if (unit === "rate") {
+      // rates near the 97 % target: start the axis just below the lowest, not at zero
       axis.max = 1;
+      axis.min = function (range) {
+        return range.min > 0.5 ? Math.max(0, Math.floor(range.min * 20) / 20 - 0.05) : 0;
+      };
     }
     return Object.assign(axis, extra || {});
   }
@@ -188,7 +192,7 @@
         emphasis: { focus: "series" },
         barMaxWidth: 28,
       };
-      if (drawn.type === "line") { drawn.smooth = false; drawn.symbolSize = 5; }
+      if (drawn.type === "line") { drawn.smooth = false; drawn.symbolSize = 6; drawn.showSymbol = true; }
       if (s.axis === 1) drawn[horizontal ? "xAxisIndex" : "yAxisIndex"] = 1;
       return drawn;
     });
@@ -197,7 +201,7 @@
         silent: true,
         symbol: "none",
         lineStyle: { type: "dashed", color: "#c62828" },
-        label: { formatter: number(payload.target, unit) },
+        label: { formatter: number(payload.target, unit), position: "insideEndTop" },
         data: [horizontal ? { xAxis: payload.target } : { yAxis: payload.target }],
       };
     }
@@ -395,7 +399,8 @@
   }
 
   function autodraw(box, payload) {
-    var chart = draw({ chart: box }, payload, box.dataset.drill ? JSON.parse(box.dataset.drill) : "");
+    var drill = box.dataset.drill ? JSON.parse(box.dataset.drill) : "";
+    var chart = draw({ chart: box }, payload, drill, { still: true });
     box.dataset.state = "ready";
     if (chart) window.addEventListener("resize", function () { chart.resize(); });
   }
