@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from datetime import date, timedelta
+from datetime import UTC, date, timedelta
 
 import orjson
 import polars as pl
@@ -14,7 +14,7 @@ import pytest
 from fastapi.testclient import TestClient
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 
 from citydata.app import create_app
 from citydata.audit import service as audit
@@ -472,15 +472,23 @@ def test_pages_apply_approve_issue_and_audit(city, people, app):
         page = admin.get(f"/audit?id_number={PEOPLE[0][0]}")
         assert "审计链完整" in page.text and "csmz" in page.text and "低保系统" in page.text
         assert "csmz" in admin.get("/share").text
-        # The dashboard counts today's calls per unit; signed out, it shows no usage at all.
-        home = admin.get("/").text
-        units = re.search(r'<ul class="counts" id="sharing-units">(.*?)</ul>', home, re.S).group(1)
-        assert re.findall(r"<li>(\S+) <b>(\d+)</b></li>", units) == [("csmz", "1")]
-        assert date.today().isoformat() in re.search(
-            r'id="sharing-days">(.*?)</table>', home, re.S
-        ).group(1)
+        # The cockpit counts the day's calls per unit, by name (its summary refreshed as the
+        # server's refresher would, at the call's moment); the public one shows no usage.
+        from citydata.brain import service as brain
+        from citydata.brain.models import Summary
+
+        with city.session() as session:
+            at = session.scalar(select(func.max(AuditEntry.at)))
+        brain.refresh(city, at.replace(tzinfo=at.tzinfo or UTC), ["share_calls_daily"], True)
+        with city.session() as session:
+            tile = session.get(Summary, "share_calls_daily").payload
+        called = {s["key"]: (s["name"], sum(s["data"])) for s in tile["series"]}
+        assert called == {"csmz": ("市民政局", 1)}
+        assert admin.get("/brain/tiles/share_calls_daily.json").status_code == 200
     with TestClient(app) as anonymous:
-        assert "sharing-units" not in anonymous.get("/").text
+        assert anonymous.get("/brain/tiles/share_calls_daily.json").status_code == 401
+        public = anonymous.get("/brain/tiles/share_calls_daily.json", params={"view": "public"})
+        assert public.status_code == 403
 
 
 @settings(max_examples=300, deadline=None)

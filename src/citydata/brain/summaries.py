@@ -16,6 +16,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from citydata.audit.models import AuditHead
@@ -81,15 +82,28 @@ def _store(
     versions: dict[str, int],
     now: datetime,
 ) -> Summary:
-    summary = session.get(Summary, tile.name) or Summary(tile=tile.name)
-    summary.payload = payload
-    summary.versions = _wanted(tile, versions)
-    summary.digest = tile.digest
-    summary.as_of = now
-    summary.computed_at = now
-    summary.expires_at = now + tile.refresh if tile.refresh else None
-    summary.query_ms = ms
-    session.add(summary)
+    """Keep the payload as the tile's summary. Two writers (the refresher and a first viewer,
+    or two server processes) may store the same tile at once: the later one updates."""
+    values = {
+        "payload": payload,
+        "versions": _wanted(tile, versions),
+        "digest": tile.digest,
+        "as_of": now,
+        "computed_at": now,
+        "expires_at": now + tile.refresh if tile.refresh else None,
+        "query_ms": ms,
+    }
+    summary = session.get(Summary, tile.name)
+    if summary is None:
+        try:
+            with session.begin_nested():
+                summary = Summary(tile=tile.name, **values)
+                session.add(summary)
+            return summary
+        except IntegrityError:  # another writer made it first
+            summary = session.get(Summary, tile.name, populate_existing=True)
+    for key, value in values.items():
+        setattr(summary, key, value)
     return summary
 
 

@@ -7,6 +7,7 @@ once."""
 from __future__ import annotations
 
 import importlib
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -23,6 +24,8 @@ MODULES = ("aggregation", "bases", "sharing", "opendata", "services", "grid", "o
 DAYS = 30  # the window of the per-day tiles, ending on the city's today
 
 _registry: dict[str, Query] = {}
+_loading = threading.Lock()
+_loaded = False
 
 
 def query(name: str) -> Callable[[Query], Query]:
@@ -34,9 +37,12 @@ def query(name: str) -> Callable[[Query], Query]:
 
 
 def find(name: str) -> Query:
-    if not _registry:
-        for module in MODULES:
-            importlib.import_module(f"citydata.brain.queries.{module}")
+    global _loaded
+    with _loading:  # a request and the refresher may ask at once: all modules, once
+        if not _loaded:
+            for module in MODULES:
+                importlib.import_module(f"citydata.brain.queries.{module}")
+            _loaded = True
     try:
         return _registry[name]
     except KeyError:
