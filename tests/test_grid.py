@@ -25,7 +25,7 @@ from citydata.keys import Keys
 from citydata.mechanisms import outbox
 from citydata.mechanisms.models import WebhookNotice
 from citydata.services import docking
-from conftest import make_user
+from conftest import DEMO_DAY, make_user
 
 KEYS = Keys(("test-secret",))
 BJ = timedelta(hours=8)
@@ -309,7 +309,7 @@ def test_the_classifier_beats_the_keyword_baseline_and_says_other_when_unsure(tm
     from citydata.demo.grid import generate
 
     (tmp_path / "truth").mkdir()
-    generate(tmp_path, 3000, seed=5)
+    generate(tmp_path, 3000, seed=5, as_of=DEMO_DAY)
     import polars as pl
 
     truth = pl.read_parquet(tmp_path / "truth/grid_events.parquet")

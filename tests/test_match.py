@@ -13,6 +13,7 @@ from citydata.cli import app
 from citydata.demo.truth import pairwise_scores
 from citydata.match.prepare import prepare
 from citydata.match.settings import SettingsError, parse_settings
+from conftest import DEMO_DAY
 
 SETTINGS = """record_id = "rec"
 [columns]
@@ -61,7 +62,7 @@ def population_files(tmp_path_factory):
     from citydata.match.service import read_table
 
     city = tmp_path_factory.mktemp("city")
-    manifest = generate(city, 1500, seed=11)
+    manifest = generate(city, 1500, seed=11, as_of=DEMO_DAY)
     catalog = json.loads((city / "catalog.json").read_text())
     labels = {c["code"]: {f["label"]: f["name"] for f in c["fields"]} for c in catalog["classes"]}
     folder = tmp_path_factory.mktemp("inputs")
