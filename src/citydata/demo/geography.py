@@ -29,6 +29,7 @@ The derived areas are the same for every demo seed (their own random stream)."""
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -67,20 +68,20 @@ def decode_echarts(collection: dict) -> dict:
     features = []
     for feature in collection["features"]:
         geometry = feature["geometry"]
-        kind, offsets = geometry["type"], geometry["encodeOffsets"]
+        kind, offsets = geometry["type"], geometry.get("encodeOffsets")
+        if kind not in {"Polygon", "MultiPolygon"} or offsets is None:
+            raise ValueError(
+                f"要素 {feature.get('id')} 的几何类型 {kind} 不是编码的面（Polygon/MultiPolygon 与 encodeOffsets）"
+            )
         if kind == "Polygon":
             coordinates: list = [
                 _ring(r, o, scale) for r, o in zip(geometry["coordinates"], offsets, strict=True)
             ]
-        elif kind == "MultiPolygon":
+        else:
             coordinates = [
                 [_ring(r, o, scale) for r, o in zip(rings, ring_offsets, strict=True)]
                 for rings, ring_offsets in zip(geometry["coordinates"], offsets, strict=True)
             ]
-        else:
-            raise ValueError(
-                f"要素 {feature.get('id')} 的几何类型 {kind} 不是面（Polygon/MultiPolygon）"
-            )
         features.append({**feature, "geometry": {"type": kind, "coordinates": coordinates}})
     return {"type": "FeatureCollection", "features": features}
 
@@ -191,19 +192,18 @@ def _districts() -> tuple[pl.DataFrame, np.ndarray]:
     return frame, np.array(shapes, dtype=object)
 
 
+# a committee's title inside a name (the table has typos: 罗巷新村村民委委会, 红星社区居委会二)
+_COMMITTEE = re.compile(r"(村民委员会|村民委委会|村委会)|(居民委员会|居委会|委员会)")
+
+
 def community_name(raw: str) -> str:
-    """A committee's name as the place is called: 识字里社区居委会 → 识字里社区, 新桥村村委会 → 新桥村."""
-    for suffix, keep in (
-        ("村民委员会", "村"),
-        ("居民委员会", ""),
-        ("村委会", "村"),
-        ("居委会", ""),
-        ("委员会", ""),
-    ):
-        if raw.endswith(suffix):
-            stem = raw[: -len(suffix)]
-            return stem if stem.endswith(keep) else stem + keep
-    return raw
+    """A committee's name as the place is called: 识字里社区居委会 → 识字里社区, 关山村委会 → 关山村."""
+    found = _COMMITTEE.search(raw)
+    if found is None:
+        return raw
+    before, after = raw[: found.start()], raw[found.end() :]
+    village = "村" if found.group(1) and not before.endswith("村") else ""
+    return before + village + after
 
 
 def _divisions() -> tuple[pl.DataFrame, pl.DataFrame]:
