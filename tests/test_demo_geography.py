@@ -10,7 +10,7 @@ import numpy as np
 import polars as pl
 import pytest
 import shapely
-from hypothesis import given
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from citydata.demo import geography
@@ -29,6 +29,7 @@ def _encode(ring: list[tuple[int, int]], scale: int = 1024) -> tuple[str, list[i
     return "".join(text), offset
 
 
+@settings(suppress_health_check=[HealthCheck.too_slow], deadline=None)  # a busy machine
 @given(
     st.lists(
         st.tuples(st.integers(114_000, 117_000), st.integers(28_000, 29_500)),
