@@ -56,6 +56,9 @@ class Settings:
     # Webhook hosts an administrator allows although they resolve to private addresses.
     webhook_allow_hosts: tuple[str, ...] = ()
     open_sql_url: str | None = None  # PostgreSQL: the reader role's URL, if made by hand
+    # The 审图号 of the approved base map the spatial base holds (地图审核管理规定): shown on
+    # every map; empty: the map says its outlines are for illustration only.
+    map_approval: str = ""
     limits: Limits = field(default_factory=Limits)
 
     @property
@@ -78,5 +81,6 @@ class Settings:
             trusted_proxies=_list(env.get("CITYDATA_TRUSTED_PROXIES")),
             webhook_allow_hosts=_list(env.get("CITYDATA_WEBHOOK_ALLOW_HOSTS")),
             open_sql_url=env.get("CITYDATA_OPEN_SQL_URL") or None,
+            map_approval=env.get("CITYDATA_MAP_APPROVAL", "").strip(),
             limits=Limits.from_env(),
         )

@@ -274,6 +274,7 @@ def map_page(
             },
             f=filters | {"overdue": overdue, "bbox": bbox},
             units=service.unit_names(session),
+            map_approval=request.app.state.settings.map_approval,
         )
 
 
