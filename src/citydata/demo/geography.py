@@ -159,6 +159,15 @@ def geography() -> Geography:
     )
 
 
+def _areal(shape: shapely.Geometry) -> shapely.Geometry:
+    """The areal part of an overlay's result (already valid): lines and points where pieces
+    only touch are dropped."""
+    if shape.geom_type in {"Polygon", "MultiPolygon"}:
+        return shape
+    keep = [p for p in shapely.get_parts(shape) if p.geom_type == "Polygon" and p.area > 0]
+    return shapely.union_all(keep)
+
+
 def _polygonal(shape: shapely.Geometry) -> shapely.Geometry:
     """The areal part of a shape, made valid (outlines drawn with self-touching rings)."""
     parts = shapely.get_parts(shapely.make_valid(shape))
@@ -398,7 +407,8 @@ def _pieces(area: shapely.Geometry, x0: float, y0: float, side: float) -> list[s
     squares = shapely.box(
         x0 + ii * side, y0 + jj * side, x0 + (ii + 1) * side, y0 + (jj + 1) * side
     )
-    pieces = [_polygonal(p) for p in shapely.intersection(area, squares) if shapely.area(p) > 0]
+    cut = shapely.intersection(area, squares)
+    pieces = [_areal(p) for p in cut[shapely.area(cut) > 0]]
     pieces = [p for p in pieces if not p.is_empty]
     alone = [False] * len(pieces)  # touches no other piece (an island): stays a cell of its own
     small = side * side * MERGE_BELOW
@@ -418,7 +428,7 @@ def _pieces(area: shapely.Geometry, x0: float, y0: float, side: float) -> list[s
             alone[k] = True
             continue
         into = others[int(np.argmax(shared))]
-        merged = _polygonal(shapely.union(pieces[into], pieces[k]))
+        merged = _areal(shapely.union(pieces[into], pieces[k]))
         keep = [m for m in range(len(pieces)) if m not in (k, into)]
         pieces = [pieces[m] for m in keep] + [merged]
         alone = [alone[m] for m in keep] + [False]

@@ -77,12 +77,13 @@ def residences(rng: np.random.Generator, district: np.ndarray) -> pl.DataFrame:
     at = geography.communities_for(rng, district)
     n = len(district)
     names = {code: name for code, name, _ in DISTRICTS}
-    road = np.array(
-        [
-            ROADS[d][i % len(ROADS[d])]
-            for d, i in zip(district, rng.integers(0, 1000, n), strict=True)
-        ],
-        dtype=object,
+    # one of the district's roads, all at once: its list, then an element of it
+    roads = pl.Series(district).replace_strict(ROADS, return_dtype=pl.List(pl.String))
+    pick_road = pl.Series(rng.integers(0, 1000, n))
+    road = (
+        pl.DataFrame({"roads": roads, "i": pick_road})
+        .select(pl.col("roads").list.get(pl.col("i") % pl.col("roads").list.len()))
+        .to_series()
     )
     place = geo.communities[at]
     frame = pl.DataFrame(
