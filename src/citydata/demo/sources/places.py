@@ -104,6 +104,36 @@ def level(kind: str) -> dict:
     return field_spec("level", "层级", "C", 10, required=True, enum=[SPATIAL_LEVELS[kind]])
 
 
+def _outlines(
+    code: str,
+    unit: str,
+    name: str,
+    summary: str,
+    key: dict,
+    kind: str,
+    fields: list[dict],
+    frame: pl.DataFrame,
+    fmt: str = "csv",
+) -> Source:
+    """A class of the spatial base: the areas of one level with their WKT outlines, sent clean
+    (a rejected outline would leave a hole in the map)."""
+    boundary = field_spec("boundary", "边界（WKT）", "G", required=True)
+    return Source(
+        code,
+        unit,
+        name,
+        summary,
+        "spatial",
+        [key, level(kind), *fields, boundary],
+        as_text(frame),
+        fmt,
+        "utf-8",
+        open_type="open",
+        update_cycle="yearly",
+        planted=False,
+    )
+
+
 def months_before(as_of: date, count: int) -> list[str]:
     """The ``count`` whole months before the month of ``as_of``, oldest first (``YYYY-MM``)."""
     index = as_of.year * 12 + as_of.month - 1  # the month of as_of, counted from year 0
@@ -167,76 +197,49 @@ def place_sources(
     grid = field_spec("grid_code", "网格编码", "C", 14)
     division = field_spec("division", "所属区县", "C", 6, required=True, rules=["division"])
     return [
-        Source(
+        _outlines(
             "101003/00001",
             "cszrzy",
             "区县行政区划",
             "各区县（市）行政区划边界",
-            "spatial",
-            [
-                field_spec("code", "行政区划代码", "C", 6, key=True, rules=["division"]),
-                level("district"),
-                field_spec("name", "名称", "C", 50, required=True),
-                field_spec("boundary", "边界（WKT）", "G", required=True),
-            ],
-            as_text(districts),
+            field_spec("code", "行政区划代码", "C", 6, key=True, rules=["division"]),
+            "district",
+            [field_spec("name", "名称", "C", 50, required=True)],
+            districts,
             "jsonl",
-            "utf-8",
-            open_type="open",
-            update_cycle="yearly",
-            planted=False,
         ),
-        Source(
+        _outlines(
             "101003/00003",
             "cszrzy",
             "乡镇街道行政区划",
             "各乡、镇、街道的统计用区划代码与边界",
-            "spatial",
-            [
-                field_spec("code", "乡镇街道代码", "C", 9, key=True),
-                level("street"),
-                field_spec("name", "名称", "C", 50, required=True),
-                division,
-                field_spec("boundary", "边界（WKT）", "G", required=True),
-            ],
-            as_text(streets),
-            "csv",
-            "utf-8",
-            open_type="open",
-            update_cycle="yearly",
-            planted=False,
+            field_spec("code", "乡镇街道代码", "C", 9, key=True),
+            "street",
+            [field_spec("name", "名称", "C", 50, required=True), division],
+            streets,
         ),
-        Source(
+        _outlines(
             "101003/00002",
             "cscg",
             "网格单元",
             "城市网格化管理的单元网格及边界（GB/T 30428.1 编码：村/社区代码 + 网格序号）",
-            "spatial",
+            field_spec("code", "网格编码", "C", 14, key=True),
+            "cell",
             [
-                field_spec("code", "网格编码", "C", 14, key=True),
-                level("cell"),
                 field_spec("name", "网格名称", "C", 100, required=True),
                 division,
                 field_spec("street", "所属街道", "C", 30, required=True),
                 field_spec("community", "所属社区", "C", 30, required=True),
-                field_spec("boundary", "边界（WKT）", "G", required=True),
             ],
-            as_text(
-                lattice.select(
-                    pl.col("grid_code").alias("code"),
-                    pl.lit(SPATIAL_LEVELS["cell"]).alias("level"),
-                    "name",
-                    "division",
-                    "street",
-                    "community",
-                    "boundary",
-                )
+            lattice.select(
+                pl.col("grid_code").alias("code"),
+                pl.lit(SPATIAL_LEVELS["cell"]).alias("level"),
+                "name",
+                "division",
+                "street",
+                "community",
+                "boundary",
             ),
-            "csv",
-            "utf-8",
-            open_type="open",
-            update_cycle="yearly",
-            planted=False,
         ),
         Source(
             "101004/00001",
