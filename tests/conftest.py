@@ -278,7 +278,7 @@ def demo_city(tmp_path_factory):
     from citydata.demo.generate import generate
 
     folder = tmp_path_factory.mktemp("demo-city")
-    generate(folder / "city", 600, seed=5)
+    generate(folder / "city", 600, seed=5, as_of=DEMO_DAY)
     if PG_URL:
         name = f"citydata_city_{uuid.uuid4().hex[:10]}"
         url = _pg_create(name)
