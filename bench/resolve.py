@@ -53,7 +53,7 @@ def baseline(url: str, city: str) -> None:
     from citydata.db.engine import Store
     from citydata.demo.truth import pairwise_scores, truth_rows
     from citydata.ingest.models import Batch
-    from citydata.match.model import duckdb_api
+    from citydata.match.engines import duckdb_api
 
     store = Store(url)
     base = spec("population")

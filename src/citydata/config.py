@@ -56,6 +56,8 @@ class Settings:
     # Webhook hosts an administrator allows although they resolve to private addresses.
     webhook_allow_hosts: tuple[str, ...] = ()
     open_sql_url: str | None = None  # PostgreSQL: the reader role's URL, if made by hand
+    # A streaming replica for the rows sharing and open-data calls deliver (docs/scale.md).
+    read_database_url: str | None = None
     limits: Limits = field(default_factory=Limits)
 
     @property
@@ -78,5 +80,6 @@ class Settings:
             trusted_proxies=_list(env.get("CITYDATA_TRUSTED_PROXIES")),
             webhook_allow_hosts=_list(env.get("CITYDATA_WEBHOOK_ALLOW_HOSTS")),
             open_sql_url=env.get("CITYDATA_OPEN_SQL_URL") or None,
+            read_database_url=env.get("CITYDATA_READ_DATABASE_URL") or None,
             limits=Limits.from_env(),
         )
