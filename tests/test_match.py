@@ -119,3 +119,20 @@ def test_candidate_pairs_reach_records_whose_names_and_keys_are_all_mistyped():
 
     one_name = parse_settings('record_id = "id"\n[columns]\nname = "person_name"\nborn = "date"\n')
     assert block_columns(one_name) == [(pinyin_column("name"), "born")]
+
+
+def test_clusters_are_connected_components_named_by_their_smallest_record():
+    from citydata.match.model import UID, clusters_at
+
+    pairs = pl.DataFrame(
+        {
+            f"{UID}_l": [5, 3, 7, 1],
+            f"{UID}_r": [3, 9, 8, 2],
+            "match_weight": [9.0, 8.0, 1.0, 7.0],
+            "match_probability": [0.999, 0.995, 0.85, 0.99],
+        }
+    )
+    found = clusters_at(pl.Series(range(10)), pairs, 0.99).sort(UID)
+    # 5–3–9 chain into one cluster named 3; 1–2 into 1; 7–8 is below the threshold
+    assert found.rows() == [(1, 1), (2, 1), (3, 3), (5, 3), (9, 3)]
+    assert clusters_at(pl.Series(range(3)), pairs.clear(), 0.99).height == 0
