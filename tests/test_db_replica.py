@@ -105,6 +105,7 @@ def test_lookups_come_from_the_replica_while_the_primary_takes_a_batch(
 
             lag = replica_lag(store)
             assert lag["paused"] and lag["streaming"] and lag["lag_bytes"] > 0, lag
+            assert lag["lag_seconds"] > 0, lag  # received, not replayed: reads there are old
             shown = api.get("/healthz/replica").json()
             assert shown["configured"] and shown["lag_bytes"] >= lag["lag_bytes"]
             assert "5434" not in str(shown) and "postgresql" not in str(shown)

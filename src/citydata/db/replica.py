@@ -1,8 +1,9 @@
 """How far the read replica is behind the primary, for the cockpit and for monitoring.
 
 Measured from both ends: the primary's current WAL position against the position the replica
-has replayed (bytes still to apply), and the time since the replica replayed the last commit
-it was sent (the oldest a read there can be; 0 when it has replayed everything)."""
+has replayed (bytes still to apply — during a long transaction, WAL of work not committed yet),
+and, while the replica has received WAL it has not replayed, the time since it replayed its
+last commit (how old a read there can be); 0 once it has replayed all it was sent."""
 
 from __future__ import annotations
 
@@ -56,8 +57,11 @@ def replica_lag(store: Store) -> dict[str, Any]:
         "streaming": True,
         "paused": bool(paused),
         "lag_bytes": lag_bytes,
-        # Nothing left to replay: not behind, however long ago the last commit was.
-        "lag_seconds": 0.0 if lag_bytes == 0 else (float(since) if since is not None else None),
+        # Everything received is replayed: not behind, however long ago the last commit was
+        # (a long transaction on the primary streams WAL that commits nothing yet).
+        "lag_seconds": 0.0
+        if lag_bytes == 0 or received == replayed
+        else (float(since) if since is not None else None),
         "primary_lsn": primary,
         "replay_lsn": replayed,
         "receive_lsn": received,
