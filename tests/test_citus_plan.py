@@ -198,7 +198,7 @@ columns = ["card"]
 
 
 def test_upgrading_to_bigint_ids_keeps_the_rows_and_lets_sequences_pass_32_bits(db_url, tmp_path):
-    """0010 on PostgreSQL: the columns and their sequences become BIGINT, rows stay, and a
+    """0011 on PostgreSQL: the columns and their sequences become BIGINT, rows stay, and a
     view over a retyped table (the open-data SQL guard's) is dropped for the guard to remake."""
     from alembic import command
     from sqlalchemy import create_engine
@@ -206,9 +206,9 @@ def test_upgrading_to_bigint_ids_keeps_the_rows_and_lets_sequences_pass_32_bits(
     from citydata.migrations import alembic_config, upgrade
 
     if not db_url.startswith("postgresql"):
-        pytest.skip("SQLite's INTEGER is 64-bit already: 0010 changes nothing there")
+        pytest.skip("SQLite's INTEGER is 64-bit already: 0011 changes nothing there")
     engine = create_engine(db_url)
-    command.downgrade(alembic_config(engine), "0009")  # the scratch database is at head
+    command.downgrade(alembic_config(engine), "0010")  # the scratch database is at head
     with engine.begin() as conn:
         conn.execute(
             text(

@@ -6,16 +6,16 @@ store's next step (docs/scale.md, migrations/citus.toml), also gives each node i
 a bigint sequence only. PostgreSQL only: SQLite's INTEGER is 64-bit already. The published
 base_<name> tables' master columns follow.
 
-Revision ID: 0010
-Revises: 0009
+Revision ID: 0011
+Revises: 0010
 Create Date: 2026-12-07 00:30:00
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0010"
-down_revision = "0009"
+revision = "0011"
+down_revision = "0010"
 branch_labels = None
 depends_on = None
 
