@@ -59,6 +59,8 @@ class Settings:
     # The 审图号 of the approved base map the spatial base holds (地图审核管理规定): shown on
     # every map; empty: the map says its outlines are for illustration only.
     map_approval: str = ""
+    # A streaming replica for the rows sharing and open-data calls deliver (docs/scale.md).
+    read_database_url: str | None = None
     limits: Limits = field(default_factory=Limits)
 
     @property
@@ -82,5 +84,6 @@ class Settings:
             webhook_allow_hosts=_list(env.get("CITYDATA_WEBHOOK_ALLOW_HOSTS")),
             open_sql_url=env.get("CITYDATA_OPEN_SQL_URL") or None,
             map_approval=env.get("CITYDATA_MAP_APPROVAL", "").strip(),
+            read_database_url=env.get("CITYDATA_READ_DATABASE_URL") or None,
             limits=Limits.from_env(),
         )

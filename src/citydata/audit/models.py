@@ -8,7 +8,7 @@ from datetime import datetime
 from sqlalchemy import ForeignKey, Index, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from citydata.db.base import Base
+from citydata.db.base import Base, BigId
 
 
 class AuditEntry(Base):
@@ -18,7 +18,7 @@ class AuditEntry(Base):
     __tablename__ = "audit_entries"
     __table_args__ = (Index("ix_audit_entries_unit_class_at", "consumer_code", "class_code", "at"),)
 
-    id: Mapped[int] = mapped_column(primary_key=True)  # the chain's order
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)  # the chain's order
     at: Mapped[datetime]
     request_id: Mapped[str] = mapped_column(String(36), unique=True)
     key_id: Mapped[str | None] = mapped_column(String(16), index=True)
@@ -49,8 +49,8 @@ class AuditSubject(Base):
 
     __tablename__ = "audit_subjects"
 
-    audit_id: Mapped[int] = mapped_column(ForeignKey("audit_entries.id"), primary_key=True)
-    master_id: Mapped[int] = mapped_column(primary_key=True, index=True)
+    audit_id: Mapped[int] = mapped_column(BigId, ForeignKey("audit_entries.id"), primary_key=True)
+    master_id: Mapped[int] = mapped_column(BigId, primary_key=True, index=True)
 
 
 class AuditHead(Base):
@@ -60,8 +60,8 @@ class AuditHead(Base):
     __tablename__ = "audit_head"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    last_id: Mapped[int] = mapped_column(default=0)
+    last_id: Mapped[int] = mapped_column(BigId, default=0)
     last_hash: Mapped[str] = mapped_column(String(64))
     # Where the kept chain starts once retention has pruned older entries.
-    first_id: Mapped[int] = mapped_column(default=1)
+    first_id: Mapped[int] = mapped_column(BigId, default=1)
     first_prev_hash: Mapped[str] = mapped_column(String(64))

@@ -27,7 +27,7 @@ from citydata.bases.spec import SPATIAL_LEVELS, BaseSpec
 from citydata.bases.staged import chunks
 from citydata.catalog import vocab
 from citydata.catalog.models import Field, ResourceClass, Unit
-from citydata.db.base import as_utc, utcnow
+from citydata.db.base import BigId, as_utc, utcnow
 from citydata.ingest import staging
 
 # ---------------------------------------------------------------- the published tables
@@ -48,10 +48,10 @@ def base_table(base: BaseSpec) -> Table:
     return Table(
         name,
         _published,
-        Column("master_id", Integer, primary_key=True),
+        Column("master_id", BigId, primary_key=True),
         Column("key", String(64), index=True),
         *[Column(a, Text) for a in base.attributes],
-        *[Column(f"{a}_master", Integer) for a, _ in base.links],
+        *[Column(f"{a}_master", BigId) for a, _ in base.links],
         *located,
         Column("version", Integer),
         Column("updated_at", DateTime(timezone=True)),
