@@ -16,6 +16,7 @@ import sys
 import tempfile
 import threading
 import time
+from datetime import date
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -81,7 +82,7 @@ def main() -> None:
     try:
         with tempfile.TemporaryDirectory() as folder:
             city = Path(folder) / "city"
-            manifest = generate(city, args.people, seed=2020)
+            manifest = generate(city, args.people, seed=2020, as_of=date(2026, 12, 4))
             primary = Store(url)
             upgrade(primary.engine)
             with primary.session() as session:

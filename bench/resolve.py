@@ -144,7 +144,17 @@ def run(size: int, errors: str, engine: str, spark_memory: str) -> None:
         }
         city = work / "city"
         subprocess.run(
-            [CITYDATA, "demo", "generate", "--out", str(city), "--people", str(size)]
+            [
+                CITYDATA,
+                "demo",
+                "generate",
+                "--out",
+                str(city),
+                "--people",
+                str(size),
+                "--as-of",
+                "2026-12-04",
+            ]
             + ["--errors", errors],
             env=env,
             check=True,

@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 from citydata.cli import app
 from citydata.match import engines
 from citydata.match.engines import EngineError, check_engine, salting_partitions
-from conftest import POPULATION_CLASSES
+from conftest import DEMO_DAY, POPULATION_CLASSES
 from test_match import SETTINGS
 
 
@@ -158,7 +158,7 @@ def test_resolve_on_spark_makes_the_masters_duckdb_makes(spark, store, tmp_path,
     from citydata.ingest.service import ingest
 
     city = tmp_path / "city"
-    manifest = generate(city, 600, seed=9, errors="realistic")
+    manifest = generate(city, 600, seed=9, errors="realistic", as_of=DEMO_DAY)
     with store.session() as session:
         import_catalog(session, city / "catalog.json")
     for entry in manifest["files"]:
