@@ -20,6 +20,7 @@ from citydata.demo.cli import DEFAULT_DIR, demo_app, generate_cmd, load_cmd
 from citydata.grid.cli import grid_app
 from citydata.ingest.cli import batch_app, ingest_cmd, quality_cmd
 from citydata.match.cli import match_cmd
+from citydata.ops.cli import backup_cmd, restore_cmd
 from citydata.services.cli import services_app
 from citydata.services.identity import rekey
 from citydata.share.cli import audit_app, share_app
@@ -51,6 +52,8 @@ app.add_typer(audit_app, name="audit")
 app.add_typer(services_app, name="services")
 app.add_typer(grid_app, name="grid")
 app.add_typer(brain_app, name="brain")
+app.command("backup")(backup_cmd)
+app.command("restore")(restore_cmd)
 
 
 @app.command()
