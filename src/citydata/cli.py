@@ -107,15 +107,38 @@ def rotate_keys() -> None:
 def serve(
     host: str = typer.Option("127.0.0.1", "--host"),
     port: int = typer.Option(8000, "--port"),
+    workers: int = typer.Option(
+        1, "--workers", "-w", min=1, help="服务进程数（PostgreSQL；SQLite 只能一个）"
+    ),
 ) -> None:
-    """Serve the platform's pages and API."""
+    """Serve the platform's pages and API: one process, or ``--workers N`` behind one port
+    (PostgreSQL), whose limits, quotas, audit chain and scheduled work behave as one."""
     import uvicorn
 
-    from citydata.app import create_app
+    from citydata.ops.service import ServingRefused, serving
 
+    settings = Settings.from_env()
+    try:
+        guard = serving(settings.database_url, workers)
+    except ServingRefused as exc:
+        fail(str(exc))
     # The client's address is ours to work out (citydata.web.client): uvicorn must not take
     # X-Forwarded-For from anyone, which it does by default for requests from 127.0.0.1.
-    uvicorn.run(create_app(), host=host, port=port, log_level="info", proxy_headers=False)
+    with guard:
+        if workers == 1:
+            from citydata.app import create_app
+
+            uvicorn.run(create_app(), host=host, port=port, log_level="info", proxy_headers=False)
+        else:  # each worker process builds its own app from the same environment
+            uvicorn.run(
+                "citydata.app:create_app",
+                factory=True,
+                workers=workers,
+                host=host,
+                port=port,
+                log_level="info",
+                proxy_headers=False,
+            )
 
 
 # The main job spans every domain, so it is wired here rather than in demo/.
@@ -138,7 +161,7 @@ def demo_run(
         f"  （数据库 {Settings.from_env().database_url}）",
         highlight=False,
     )
-    serve(host, port)
+    serve(host, port, 1)
 
 
 if __name__ == "__main__":
