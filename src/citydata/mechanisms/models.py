@@ -69,6 +69,8 @@ class DataChange(Base):
     topic: Mapped[str] = mapped_column(String(32), primary_key=True)
     version: Mapped[int] = mapped_column(default=0)
     changed_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
 class RateWindow(Base):
     """The calls one key has made in its current window of one scope (``share_minute`` and a
     credential, ``open_ip`` and an address …), counted by every server process alike: moved by

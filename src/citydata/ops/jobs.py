@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from datetime import datetime, time, timedelta
 
-from citydata.audit import service as audit
+from citydata.audit import retention
 from citydata.bases import themes
 from citydata.clock import city_day
 from citydata.config import Settings
@@ -42,17 +42,22 @@ def standard(store: Store, settings: Settings, keys: Keys) -> list[Job]:
             f"，失败 {'、'.join(failed)}" if failed else ""
         )
 
-    def retention(now: datetime) -> str:
+    def keep_for_the_period(now: datetime) -> str:
+        with store.engine.begin() as conn:
+            made = retention.ensure_partitions(conn, city_day(now))
         with store.session() as session:
-            removed = audit.prune(session, settings.audit_years, city_day(now))
+            removed = retention.prune(session, settings.audit_years, city_day(now), now)
         with store.engine.begin() as conn:
             forgotten = ratelimit.forget(conn, now.timestamp() - 2 * 86400)
-        return f"删除 {removed} 条超过 {settings.audit_years} 年的审计记录，清理 {forgotten} 个过期计数窗口"
+        return (
+            f"删除 {removed} 条超过 {settings.audit_years} 年的审计记录，"
+            f"新建分区 {len(made)} 个，清理 {forgotten} 个过期计数窗口"
+        )
 
     jobs = []
     if settings.webhook_seconds > 0:
         every = timedelta(seconds=settings.webhook_seconds)
         jobs.append(Job("webhooks", send_notices, every=every, lease=timedelta(minutes=2)))
     jobs.append(Job("themes", refresh_themes, at=time(2, 0), lease=timedelta(hours=1)))
-    jobs.append(Job("retention", retention, at=time(3, 0), lease=timedelta(hours=1)))
+    jobs.append(Job("retention", keep_for_the_period, at=time(3, 0), lease=timedelta(hours=1)))
     return jobs
