@@ -136,3 +136,14 @@ def test_daily_work_is_due_at_its_time_in_the_city():
     assert job.next_due(datetime(2026, 12, 4, 17, tzinfo=UTC)) == datetime(
         2026, 12, 4, 18, tzinfo=UTC
     )
+
+
+def test_a_poked_job_is_due_at_once_and_runs_once(store):
+    job = schedule.Job("test_poked", lambda now: "ok", every=timedelta(hours=1))
+    t0 = datetime(2026, 12, 4, 12, tzinfo=UTC)
+    schedule.poke(store, job, t0)  # never seen before: due now
+    assert schedule.claim(store, job, t0, "a") and not schedule.claim(store, job, t0, "b")
+    schedule.run(store, job, t0, "a")
+    assert not schedule.claim(store, job, t0, "b")  # next due in an hour
+    schedule.poke(store, job, t0)  # data changed: due again now, once
+    assert schedule.claim(store, job, t0, "b") and not schedule.claim(store, job, t0, "a")

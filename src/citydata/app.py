@@ -27,7 +27,6 @@ from citydata.audit.service import AuditError, AuditLog
 from citydata.bases import api as bases_api
 from citydata.bases import pages as bases_pages
 from citydata.brain import pages as brain_pages
-from citydata.brain import service as brain
 from citydata.catalog import api as catalog_api
 from citydata.catalog import pages as catalog_pages
 from citydata.catalog import vocab
@@ -39,7 +38,7 @@ from citydata.grid import open311_api as grid_open311
 from citydata.grid import pages as grid_pages
 from citydata.ingest import api as ingest_api
 from citydata.ingest import pages as ingest_pages
-from citydata.mechanisms import ratelimit, schedule
+from citydata.mechanisms import changes, ratelimit, schedule
 from citydata.opendata import api as open_api
 from citydata.opendata import dcat as open_dcat
 from citydata.opendata import pages as open_pages
@@ -129,6 +128,27 @@ async def _count_open_calls(app: FastAPI, every: float) -> None:
             app.state.open_calls.flush(app.state.store)
 
 
+async def _prompt_on_change(app: FastAPI, job: schedule.Job, settle: float = 2.0) -> None:
+    """Make ``job`` due at start and whenever a commit in this process marks data changed
+    (``settle`` seconds later, so a burst of batches is one round); one process runs it."""
+    loop = asyncio.get_running_loop()
+    wake = asyncio.Event()
+    wake.set()  # pre-warm
+    forget = changes.listen(lambda _topics: loop.call_soon_threadsafe(wake.set))
+    try:
+        while True:
+            await wake.wait()
+            await asyncio.sleep(settle)
+            wake.clear()
+            try:
+                now = moment(app.state.clock())
+                await run_in_threadpool(schedule.poke, app.state.store, job, now)
+            except Exception:
+                logging.getLogger(__name__).exception("%s could not be made due", job.name)
+    finally:
+        forget()
+
+
 @asynccontextmanager
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     # What exists once the server has started (libraries, catalog, models) lives as long as it.
@@ -142,10 +162,9 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     if settings.schedule:
         jobs = ops_jobs.standard(state.store, settings, state.keys)
         tasks.append(asyncio.create_task(_run_schedule(app, jobs)))
-    if settings.brain_seconds > 0:  # the cockpit's summaries: pre-warmed, then kept fresh
-        tasks.append(
-            asyncio.create_task(brain.keep_fresh(state.store, state.clock, settings.brain_seconds))
-        )
+        brain_job = next((j for j in jobs if j.name == ops_jobs.BRAIN), None)
+        if brain_job is not None:  # the cockpit's summaries: pre-warmed, then kept fresh
+            tasks.append(asyncio.create_task(_prompt_on_change(app, brain_job)))
     yield
     for task in tasks:
         task.cancel()

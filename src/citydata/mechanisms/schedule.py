@@ -98,6 +98,18 @@ def claim(store: Store, job: Job, now: datetime, holder: str = HOLDER) -> bool:
     return False
 
 
+def poke(store: Store, job: Job, at: datetime) -> None:
+    """Make ``job``'s next round due at ``at`` (data it works on has changed): whichever process
+    looks next runs it, once."""
+    with store.engine.begin() as conn:
+        moved = conn.execute(
+            update(_t).where(_t.c.name == job.name, _t.c.due_at > at).values(due_at=at)
+        ).rowcount
+        if not moved:
+            insert_new(conn, _t, {"name": job.name, "due_at": at, "holder": "", "runs": 0,
+                                  "failures": 0, "outcome": ""})  # fmt: skip
+
+
 def finish(
     store: Store, job: Job, now: datetime, outcome: str, ok: bool, holder: str = HOLDER
 ) -> None:

@@ -3,6 +3,8 @@
 
 - ``webhooks`` every ``CITYDATA_WEBHOOK_SECONDS``: the sharing service's change notices and the
   outbox of docked systems' notices, sent and retried.
+- ``brain`` every ``CITYDATA_BRAIN_SECONDS``, and as soon as a commit marks data changed (the
+  server makes the round due, ``prompt``): the cockpit's stale summaries recomputed.
 - ``themes`` each night at 02:00 (the city's time): the theme databases materialised again from
   the base databases.
 - ``retention`` each night at 03:00: audit entries older than ``CITYDATA_AUDIT_YEARS`` dropped
@@ -15,6 +17,7 @@ from datetime import datetime, time, timedelta
 
 from citydata.audit import retention
 from citydata.bases import themes
+from citydata.brain import service as brain
 from citydata.clock import city_day
 from citydata.config import Settings
 from citydata.db.engine import Store
@@ -22,6 +25,8 @@ from citydata.keys import Keys
 from citydata.mechanisms import outbox, ratelimit
 from citydata.mechanisms.schedule import Job
 from citydata.share import webhooks
+
+BRAIN = "brain"
 
 
 def standard(store: Store, settings: Settings, keys: Keys) -> list[Job]:
@@ -34,6 +39,10 @@ def standard(store: Store, settings: Settings, keys: Keys) -> list[Job]:
             f"共享变更通知 {shared.delivered} 条送达、{shared.failed} 条待重试；"
             f"对接系统通知 {docked.delivered} 条送达、{docked.failed} 条待重试"
         )
+
+    def refresh_summaries(now: datetime) -> str:
+        done = brain.refresh(store, now)
+        return f"刷新驾驶舱摘要 {len(done)} 个"
 
     def refresh_themes(now: datetime) -> str:
         done = themes.refresh(store, today=city_day(now))
@@ -58,6 +67,9 @@ def standard(store: Store, settings: Settings, keys: Keys) -> list[Job]:
     if settings.webhook_seconds > 0:
         every = timedelta(seconds=settings.webhook_seconds)
         jobs.append(Job("webhooks", send_notices, every=every, lease=timedelta(minutes=2)))
+    if settings.brain_seconds > 0:
+        every = timedelta(seconds=settings.brain_seconds)
+        jobs.append(Job(BRAIN, refresh_summaries, every=every, lease=timedelta(minutes=10)))
     jobs.append(Job("themes", refresh_themes, at=time(2, 0), lease=timedelta(hours=1)))
     jobs.append(Job("retention", keep_for_the_period, at=time(3, 0), lease=timedelta(hours=1)))
     return jobs
