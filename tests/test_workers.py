@@ -26,6 +26,7 @@ from citydata.cli import app as cli
 from citydata.clock import city_day, moment
 from conftest import PG_URL
 from sharing import PEOPLE, WHO, apply, approve, credential
+from test_metrics import figure
 
 WORKERS = 4 if PG_URL else 1
 LOOKUP = b'{"keys": ["%s"], "fields": ["name"]}' % PEOPLE[0][0].encode()
@@ -146,8 +147,15 @@ def test_workers_count_a_daily_quota_a_rate_and_the_open_data_limit_exactly(serv
                 .group_by(audit.AuditEntry.key_id)
             ).all()
         )
+        lookups_audited = session.scalar(
+            select(func.count()).where(audit.AuditEntry.action == "lookup")
+        )
     assert report.ok, report.problems[:5]
     assert calls[daily["key_id"]] == 300
+    # every worker's requests are in the figures, whichever worker answers the scrape
+    text = httpx.get(f"{server}/metrics").text
+    lookup = {"method": "POST", "route": "/api/share/v1/lookup"}
+    assert figure(text, "citydata_http_requests_total", **lookup) == lookups_audited
     assert calls[fast[0]["key_id"]] == 300
 
 

@@ -44,7 +44,9 @@ from citydata.opendata import dcat as open_dcat
 from citydata.opendata import pages as open_pages
 from citydata.opendata.calls import ApiCalls
 from citydata.opendata.service import Catalogue
+from citydata.ops import api as ops_api
 from citydata.ops import jobs as ops_jobs
+from citydata.ops import metrics as ops_metrics
 from citydata.services import api as services_api
 from citydata.services import pages as services_pages
 from citydata.services import staff_pages as services_staff
@@ -82,6 +84,7 @@ ROUTERS = [
     grid_open311.router,
     grid_pages.router,
     web_routes.router,
+    ops_api.router,
 ]
 templates.env.globals["vocab"] = vocab  # the catalog's vocabularies, for every page
 
@@ -196,13 +199,14 @@ def create_app(
     app.state.keys = installation_keys
     app.state.clock = clock
     app.state.authenticator = Authenticator()
-    app.state.audit = AuditLog(store)
+    app.state.audit = AuditLog(store, observe=ops_metrics.observe_audit)
     app.state.limiter = Limiter(store)  # exact across processes where several serve
     app.state.catalogue = Catalogue(store)
     app.state.open_limiter = ratelimit.windows(store, "open_ip")  # anonymous calls per IP
     app.state.open_calls = ApiCalls()  # the open-data API's calls per day, flushed every 10 s
     app.add_middleware(Sessions, keys=installation_keys, trusted_proxies=settings.trusted_proxies)
     app.add_middleware(SecurityHeaders, trusted_proxies=settings.trusted_proxies)
+    app.add_middleware(ops_api.Timing)  # outermost: it times everything inside
     # a domain's own scripts beside its templates, before the toolkit's folder that holds the rest
     app.mount("/static/grid", StaticFiles(directory=str(grid_pages.STATIC)), name="grid_static")
     app.mount("/static/brain", StaticFiles(directory=str(brain_pages.STATIC)), name="brain_static")

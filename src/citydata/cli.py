@@ -5,6 +5,8 @@ from __future__ import annotations
 import atexit
 import gc
 import json
+import os
+import tempfile
 from pathlib import Path
 
 import typer
@@ -130,6 +132,11 @@ def serve(
 
             uvicorn.run(create_app(), host=host, port=port, log_level="info", proxy_headers=False)
         else:  # each worker process builds its own app from the same environment
+            # the workers' counts, added up by whichever answers /metrics (ops/metrics.py)
+            if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+                os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(
+                    prefix="citydata-metrics-"
+                )
             uvicorn.run(
                 "citydata.app:create_app",
                 factory=True,

@@ -60,6 +60,7 @@ class Settings:
     # Webhook hosts an administrator allows although they resolve to private addresses.
     webhook_allow_hosts: tuple[str, ...] = ()
     open_sql_url: str | None = None  # PostgreSQL: the reader role's URL, if made by hand
+    metrics_token: str = ""  # a scraper's bearer token for /metrics; none: this machine only
     limits: Limits = field(default_factory=Limits)
 
     @property
@@ -84,5 +85,6 @@ class Settings:
             trusted_proxies=_list(env.get("CITYDATA_TRUSTED_PROXIES")),
             webhook_allow_hosts=_list(env.get("CITYDATA_WEBHOOK_ALLOW_HOSTS")),
             open_sql_url=env.get("CITYDATA_OPEN_SQL_URL") or None,
+            metrics_token=env.get("CITYDATA_METRICS_TOKEN", ""),
             limits=Limits.from_env(),
         )

@@ -13,7 +13,9 @@ import contextlib
 import hashlib
 import queue
 import threading
+import time
 import uuid
+from collections.abc import Callable
 from concurrent.futures import Future, InvalidStateError
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -192,16 +194,18 @@ class AuditLog:
     """The per-process writer. ``write`` returns once the entry is committed, or raises; the
     caller awaits it without holding a thread."""
 
-    def __init__(self, store: Store):
+    def __init__(self, store: Store, observe: Callable[[list[float], int], None] | None = None):
         self.store = store
-        self._queue: queue.SimpleQueue[tuple[dict, Future]] = queue.SimpleQueue()
+        # told, after each group, how long its entries waited (seconds) and how many still wait
+        self.observe = observe
+        self._queue: queue.SimpleQueue[tuple[dict, Future, float]] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
 
     def submit(self, entry: dict[str, Any]) -> Future:
         """A future of the entry's id, set once the group holding it has committed."""
         done: Future = Future()
-        self._queue.put((entry, done))
+        self._queue.put((entry, done, time.monotonic()))
         self._start()
         return done
 
@@ -233,13 +237,17 @@ class AuditLog:
                 except queue.Empty:
                     break
             try:
-                ids = self.commit([entry for entry, _ in group])
+                ids = self.commit([entry for entry, _, _ in group])
             except Exception:  # one bad entry must not fail its neighbours
-                for entry, done in group:
+                for entry, done, _ in group:
                     self._alone(entry, done)
-                continue
-            for (_, done), entry_id in zip(group, ids, strict=True):
-                _settle(done, entry_id)
+            else:
+                for (_, done, _), entry_id in zip(group, ids, strict=True):
+                    _settle(done, entry_id)
+            if self.observe is not None:
+                finished = time.monotonic()
+                with contextlib.suppress(Exception):  # the figures are not worth a call
+                    self.observe([finished - t for _, _, t in group], self._queue.qsize())
 
     def _alone(self, entry: dict[str, Any], done: Future) -> None:
         """Write one entry by itself; if even that fails, write what is surely writable about
