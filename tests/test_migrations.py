@@ -5,7 +5,6 @@ Every row must still be there with every value it had in the columns that remain
 
 from __future__ import annotations
 
-import uuid
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
@@ -32,7 +31,6 @@ from sqlalchemy import (
 from sqlalchemy.engine import Engine
 
 from citydata.migrations import alembic_config, current_revision, head_revision
-from conftest import PG_URL, _pg_create, _pg_drop
 
 
 def released() -> list[str]:
@@ -43,16 +41,6 @@ def released() -> list[str]:
 
 HEAD = released()[-1]
 STAGED = "stg_101001_00001"  # a department's staged rows live outside the migrations
-
-
-@pytest.fixture
-def blank_url(tmp_path):
-    if PG_URL:
-        name = f"citydata_upgrade_{uuid.uuid4().hex[:10]}"
-        yield _pg_create(name)
-        _pg_drop(name)
-    else:
-        yield f"sqlite:///{tmp_path / 'old.db'}"
 
 
 def value(table: Table, column, n: int) -> Any:
@@ -130,8 +118,8 @@ def same(a: Any, b: Any) -> bool:
 
 
 @pytest.mark.parametrize("revision", released()[:-1])
-def test_a_database_of_every_released_schema_upgrades_with_its_data(revision, blank_url):
-    engine = create_engine(blank_url)
+def test_a_database_of_every_released_schema_upgrades_with_its_data(revision, empty_url):
+    engine = create_engine(empty_url)
     try:
         command.upgrade(alembic_config(engine), revision)
         assert current_revision(engine) == revision

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import threading
-import uuid
 from pathlib import Path
 
 import polars as pl
@@ -27,21 +26,10 @@ from citydata.ingest.models import Batch
 from citydata.ingest.service import ingest
 from citydata.ops import backup as ops_backup
 from citydata.share.models import ShareSubscription
-from conftest import PG_URL, _pg_create, _pg_drop, fixed_clock
+from conftest import fixed_clock
 from sharing import FIELDS, HOUSEHOLD, LOOPBACK, PEOPLE, call, granted
 
 LOOKUP = {"keys": [PEOPLE[0][0]], "fields": ["name", "id_number"]}
-
-
-@pytest.fixture
-def empty_url(tmp_path):
-    """A database with nothing in it: where a backup is restored."""
-    if PG_URL:
-        name = f"citydata_restore_{uuid.uuid4().hex[:10]}"
-        yield _pg_create(name)
-        _pg_drop(name)
-    else:
-        yield f"sqlite:///{tmp_path / 'restored' / 'citydata.db'}"
 
 
 def settings_for(url: str, data_dir: Path) -> Settings:
