@@ -27,11 +27,13 @@ import sys
 import tempfile
 import threading
 import time
+from datetime import date
 from pathlib import Path
 
 from scratch import scratch_database  # bench/scratch.py, beside this script
 
 ROOT = Path(__file__).resolve().parents[1]
+BENCH_DAY = date(2026, 12, 4)  # the demo's as-of: the same city every run
 CHROMIUM = "/usr/bin/chromium"
 FLAGS = [
     "--headless",
@@ -55,7 +57,7 @@ def load_city(people: int, folder: Path, url: str) -> None:
     from citydata.migrations import upgrade
 
     started = time.perf_counter()
-    generate(folder / "city", people, seed=2020)
+    generate(folder / "city", people, seed=2020, as_of=BENCH_DAY)
     store = Store(url)
     upgrade(store.engine)
     store.engine.dispose()

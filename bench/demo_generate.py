@@ -38,7 +38,8 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as folder:
             start = time.perf_counter()
             subprocess.run(
-                [citydata, "demo", "generate", "--out", folder, "--people", str(size)],
+                [citydata, "demo", "generate", "--out", folder, "--people", str(size)]
+                + ["--as-of", "2026-12-04"],  # the same city every run
                 check=True,
                 capture_output=True,
             )

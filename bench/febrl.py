@@ -85,7 +85,7 @@ def baseline(paths: list[Path]) -> dict:
     import splink.comparison_library as cl
     from splink import Linker, SettingsCreator, block_on
 
-    from citydata.match.model import duckdb_api
+    from citydata.match.engines import duckdb_api
 
     start = time.perf_counter()
     frames = []

@@ -86,7 +86,7 @@ def build(url: str, n: int, people: int, work: Path) -> dict:
     upgrade(store.engine)
     BARE.create(store.engine, checkfirst=True)
     (work / "truth").mkdir(parents=True, exist_ok=True)
-    demo_grid.generate(work, people, seed=1)
+    demo_grid.generate(work, people, seed=1, as_of=(YEAR_END + timedelta(days=1)).date())
     reported = pl.read_parquet(work / "grid" / "events.parquet")
     truth = pl.read_parquet(work / "truth" / "grid_events.parquet")
     citizens = reported.join(truth.select("id", "category"), on="id").filter(
@@ -121,10 +121,10 @@ def build(url: str, n: int, people: int, work: Path) -> dict:
                 "street",
                 "community",
                 "boundary",
-                pl.col("x").alias("min_x"),
-                pl.col("y").alias("min_y"),
-                (pl.col("x") + pl.col("dx")).alias("max_x"),
-                (pl.col("y") + pl.col("dy")).alias("max_y"),
+                "min_x",
+                "min_y",
+                "max_x",
+                "max_y",
             ).to_dicts(),
         )
         cells.fill_geometry(session)
@@ -146,7 +146,7 @@ def build(url: str, n: int, people: int, work: Path) -> dict:
         open_ = np.isin(status, ["registered", "dispatched", "handling", "handled"])
         frame = pl.concat(
             [
-                points_in_cells(lattice, size, rng).select(
+                points_in_cells(people, size, rng).select(
                     "grid_code", "division", "longitude", "latitude"
                 ),
                 pl.DataFrame(

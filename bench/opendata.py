@@ -25,6 +25,7 @@ import sys
 import tempfile
 import time
 import urllib.parse
+from datetime import date
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -47,7 +48,7 @@ def build(url: str, people: int, work: Path) -> tuple[list[str], list[str]]:
     store = Store(url)
     upgrade(store.engine)
     city = work / "city"
-    generate(city, people, seed=1)
+    generate(city, people, seed=1, as_of=date(2026, 12, 4))
     manifest = json.loads((city / "manifest.json").read_text(encoding="utf-8"))
     with store.session() as session:
         import_catalog(session, city / "catalog.json")

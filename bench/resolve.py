@@ -1,6 +1,7 @@
 """Benchmark: resolution of the demo city against its truth, and a plain Splink baseline.
 
     python bench/resolve.py [--sizes 20000 1000000] [--errors default realistic]
+                            [--engine spark] [--spark-memory 8g]
 
 For each size: generate the city, load it (catalog + every file through aggregation), then time
 `citydata resolve` for population and legal persons and score them pairwise against the truth
@@ -8,6 +9,12 @@ For each size: generate the city, load it (catalog + every file through aggregat
 person rows, a plain Splink model with default-style settings (comparison-library comparisons
 on the raw values, no normalisation, no pinyin, trained the usual way) is timed and scored as
 the baseline. Each step runs in its own process, so its peak memory is its own.
+
+``--engine spark`` also resolves the same staged rows (a copy of the database made
+before the first run) with ``citydata resolve --engine spark`` in Spark's local mode on every
+core (CITYDATA_SPARK_MASTER overrides), prints its time and scores beside DuckDB's with their
+ratio, and checks that every staged row joined the same master id on both engines. The peak
+shown for Spark is the Python process's; the JVM's heap is ``--spark-memory``.
 
 ``--errors`` runs each size once per error model (demo/profiles): ``default`` (most rows carry
 their own valid key) and ``realistic`` (many rows without an ID number, and rows with a valid
@@ -18,6 +25,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -53,7 +62,7 @@ def baseline(url: str, city: str) -> None:
     from citydata.db.engine import Store
     from citydata.demo.truth import pairwise_scores, truth_rows
     from citydata.ingest.models import Batch
-    from citydata.match.model import duckdb_api
+    from citydata.match.engines import duckdb_api
 
     store = Store(url)
     base = spec("population")
@@ -103,7 +112,29 @@ def baseline(url: str, city: str) -> None:
     print(json.dumps({"seconds": seconds, **pairwise_scores(labelled, "cluster_id", "entity_id")}))
 
 
-def run(size: int, errors: str) -> None:
+def _same_masters(duck, spark, base: str) -> str:
+    """Whether every staged row joined the same master id in both databases."""
+    from sqlalchemy import select
+
+    from citydata.bases.models import MasterLink
+
+    def links(store) -> set[tuple]:
+        with store.session() as session:
+            return set(
+                session.execute(
+                    select(MasterLink.batch_id, MasterLink.row, MasterLink.master_id).where(
+                        MasterLink.base == base
+                    )
+                ).all()
+            )
+
+    ours, theirs = links(duck), links(spark)
+    if ours == theirs:
+        return f"same masters as DuckDB for all {len(ours):,} rows"
+    return f"masters differ from DuckDB's on {len(ours ^ theirs):,} rows"
+
+
+def run(size: int, errors: str, engine: str, spark_memory: str) -> None:
     with tempfile.TemporaryDirectory() as folder:
         work = Path(folder)
         env = {
@@ -128,6 +159,23 @@ def run(size: int, errors: str) -> None:
         from citydata.db.engine import Store
         from citydata.demo.truth import resolution_scores
 
+        spark_env = None
+        if engine == "spark":  # the same staged rows, before any run has touched them
+            copy = work / "spark.db"
+            with sqlite3.connect(work / "citydata.db") as source, sqlite3.connect(copy) as target:
+                source.backup(target)
+            spark_env = {
+                **env,
+                "CITYDATA_DATABASE_URL": f"sqlite:///{copy}",
+                "CITYDATA_SPARK_DRIVER_MEMORY": spark_memory,
+                "PATH": f"{env['PATH']}:{os.environ.get('PATH', '/usr/bin:/bin')}",  # java
+                **{
+                    k: os.environ[k]
+                    for k in ("JAVA_HOME", "CITYDATA_SPARK_MASTER")
+                    if k in os.environ
+                },
+            }
+        duck: dict[str, float] = {}
         for base in ("population", "legal_person"):
             seconds, out, peak = timed([CITYDATA, "resolve", "--base", base, "--json"], env)
             report = json.loads(out)[0]
@@ -137,8 +185,31 @@ def run(size: int, errors: str) -> None:
                 f"masters {report['masters']:>9,}  precision {scores['precision']:.4f}  recall {scores['recall']:.4f}  "
                 f"F1 {scores['f1']:.4f}  peak {peak:,.0f} MiB"
             )
+            duck[base] = seconds
             if base == "population":
                 ours = (seconds, scores["f1"])
+        if spark_env is not None:
+            for base in ("population", "legal_person"):
+                try:
+                    seconds, out, peak = timed(
+                        [CITYDATA, "resolve", "--base", base, "--engine", "spark", "--json"],
+                        spark_env,
+                    )
+                except subprocess.CalledProcessError as exc:
+                    print(
+                        f"  --engine spark   {base:<13} did not finish: exit status {exc.returncode}"
+                    )
+                    continue
+                report = json.loads(out)[0]
+                spark_store = Store(spark_env["CITYDATA_DATABASE_URL"])
+                scores = resolution_scores(spark_store, city, base)
+                same = _same_masters(Store(env["CITYDATA_DATABASE_URL"]), spark_store, base)
+                print(
+                    f"  --engine spark   {base:<13} {seconds:7.1f} s  rows {report['rows_resolved']:>10,}  "
+                    f"masters {report['masters']:>9,}  precision {scores['precision']:.4f}  recall {scores['recall']:.4f}  "
+                    f"F1 {scores['f1']:.4f}  peak {peak:,.0f} MiB (Python)  time ratio spark/duckdb "
+                    f"{seconds / duck[base]:.2f}  {same}"
+                )
         try:
             seconds, out, peak = timed(
                 [sys.executable, __file__, "--baseline", env["CITYDATA_DATABASE_URL"], str(city)],
@@ -164,6 +235,10 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--sizes", type=int, nargs="+", default=[20_000, 1_000_000])
     parser.add_argument("--errors", nargs="+", default=["default", "realistic"])
+    parser.add_argument(
+        "--engine", choices=["duckdb", "spark"], default="duckdb", help="spark: also on Spark"
+    )
+    parser.add_argument("--spark-memory", default="8g", help="the Spark driver's heap (local mode)")
     parser.add_argument("--baseline", nargs=2, metavar=("URL", "CITY"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.baseline:
@@ -171,7 +246,7 @@ def main() -> None:
         return
     for size in args.sizes:
         for errors in args.errors:
-            run(size, errors)
+            run(size, errors, args.engine, args.spark_memory)
 
 
 if __name__ == "__main__":

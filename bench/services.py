@@ -33,6 +33,7 @@ from scratch import scratch_database  # bench/scratch.py, beside this script
 
 ROOT = Path(__file__).resolve().parents[1]
 UNIT = "csga"
+BENCH_DAY = date(2026, 12, 4)  # the demo's as-of: the same city every run
 
 
 # ---------------------------------------------------------------- the server, with a bare route
@@ -152,7 +153,7 @@ def build(url: str, cases: int, work: Path) -> dict:
 
     store = Store(url)
     upgrade(store.engine)
-    generate(work / "city", 200, seed=1)
+    generate(work / "city", 200, seed=1, as_of=BENCH_DAY)
     keys = Keys(("bench",))
     with store.session() as session:
         import_catalog(session, work / "city/catalog.json")
@@ -170,7 +171,7 @@ def build(url: str, cases: int, work: Path) -> dict:
         if session.scalar(select(func.count()).select_from(Case)) >= cases:
             return {"secret": secret, "matters": own}
     rng = np.random.default_rng(5)
-    people = population(20_000, rng)
+    people = population(20_000, rng, BENCH_DAY)
     ids = np.array([m[0] for m in found])
     unit_of = np.array([m[2] for m in found])
     today = date.today()
@@ -284,7 +285,7 @@ def run(url: str, args: argparse.Namespace, work: Path) -> dict:
     setup = build(url, args.cases, work)
     built = time.perf_counter() - started
     auth = {"Authorization": f"Bearer {setup['secret']}"}
-    ids = population(5_000, np.random.default_rng(9))["id_number"].to_list()
+    ids = population(5_000, np.random.default_rng(9), BENCH_DAY)["id_number"].to_list()
     total = 200_000  # more than any run can send: every request is a new one
     creates, bares = [], []
     for i in range(total):

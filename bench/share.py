@@ -27,9 +27,11 @@ import subprocess
 import sys
 import tempfile
 import time
+from datetime import date
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+BENCH_DAY = date(2026, 12, 4)  # the demo's as-of: the same city every run
 DATASETTE_VENV = Path(tempfile.gettempdir()) / "citydata-bench-datasette"
 
 
@@ -140,9 +142,9 @@ def build(url: str, people: int, work: Path) -> tuple[str, list[tuple[int, str]]
 
     store = Store(url)
     upgrade(store.engine)
-    generate(work / "catalog-city", 200, seed=1)
+    generate(work / "catalog-city", 200, seed=1, as_of=BENCH_DAY)
     base = spec("population")
-    frame = population(people, np.random.default_rng(7))
+    frame = population(people, np.random.default_rng(7), BENCH_DAY)
     frame = frame.select(
         pl.int_range(1, pl.len() + 1).alias("master_id"),
         pl.col("id_number").alias("key"),

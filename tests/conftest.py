@@ -28,6 +28,7 @@ if os.environ.get("CI"):
 
 SAMPLE = Path(__file__).parents[1] / "src/citydata/catalog/sample/catalog.json"
 PG_URL = os.environ.get("CITYDATA_TEST_DATABASE_URL")
+POPULATION_CLASSES = ("101001/00001", "101001/00002", "101001/00003", "101001/00004")
 SEVEN_BASES = {
     "population",
     "legal_person",
@@ -106,7 +107,7 @@ def demo_catalog(tmp_path_factory) -> Path:
     from citydata.demo.generate import generate
 
     city = tmp_path_factory.mktemp("catalog-city")
-    generate(city, 200, seed=3)
+    generate(city, 200, seed=3, as_of=DEMO_DAY)
     return city / "catalog.json"
 
 
@@ -148,6 +149,8 @@ def fixed_clock() -> float:
 
 
 TODAY = date.fromtimestamp(NOON)  # the app's day under the fixed clock, not the machine's
+# The demo city generated for tests lives up to the fixed clock's day in Changsha.
+DEMO_DAY = date(2026, 12, 4)
 
 
 @pytest.fixture
@@ -289,7 +292,7 @@ def demo_city(tmp_path_factory):
     from citydata.demo.generate import generate
 
     folder = tmp_path_factory.mktemp("demo-city")
-    generate(folder / "city", 600, seed=5)
+    generate(folder / "city", 600, seed=5, as_of=DEMO_DAY)
     if PG_URL:
         name = f"citydata_city_{uuid.uuid4().hex[:10]}"
         url = _pg_create(name)
@@ -317,3 +320,43 @@ def demo_city(tmp_path_factory):
     store.engine.dispose()
     if PG_URL:
         _pg_drop(name)
+
+
+# ---------------------------------------------------------------- matching
+
+
+@pytest.fixture(scope="module")
+def population_files(tmp_path_factory):
+    """The demo city's four population registers, with Chinese headers renamed to field names."""
+    import json
+
+    import polars as pl
+
+    from citydata.demo.generate import generate
+    from citydata.match.service import read_table
+
+    city = tmp_path_factory.mktemp("city")
+    manifest = generate(city, 1500, seed=11, as_of=DEMO_DAY)
+    catalog = json.loads((city / "catalog.json").read_text())
+    labels = {c["code"]: {f["label"]: f["name"] for f in c["fields"]} for c in catalog["classes"]}
+    folder = tmp_path_factory.mktemp("inputs")
+    paths = []
+    for entry in manifest["files"]:
+        if entry["class_code"] not in POPULATION_CLASSES:
+            continue
+        frame = read_table(city / entry["path"])
+        frame = frame.rename(
+            {k: v for k, v in labels[entry["class_code"]].items() if k in frame.columns}
+        )
+        frame = frame.with_row_index("rec", offset=1).with_columns(pl.col("rec").cast(pl.String))
+        frame = frame.with_columns(
+            pl.lit(None, pl.String).alias(c)
+            for c in ("id_number", "name", "birth_date", "phone", "address")
+            if c not in frame.columns
+        )
+        path = folder / f"{entry['class_code'].replace('/', '_')}.csv"
+        frame.write_csv(path)
+        paths.append((path, entry["path"]))
+    truth = pl.read_parquet(city / "truth/rows.parquet")
+    errors = pl.read_parquet(city / "truth/errors.parquet")
+    return paths, truth, errors

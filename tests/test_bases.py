@@ -17,7 +17,7 @@ from citydata.bases.spec import SpecError, parse_specs
 from citydata.catalog.models import ResourceClass
 from citydata.catalog.service import import_catalog
 from citydata.ingest.service import ingest
-from conftest import SEVEN_BASES
+from conftest import DEMO_DAY, SEVEN_BASES
 
 HOUSEHOLD, SOCIAL = "101001/00001", "101001/00002"
 ZHANG = "11010519491231002X"  # 15-digit form: 110105491231002
@@ -325,7 +325,7 @@ def test_the_demo_city_resolves_against_its_truth(store, tmp_path):
     from citydata.demo.truth import linked_rows, resolution_scores
 
     city = tmp_path / "city"
-    manifest = generate(city, 1500, seed=5)
+    manifest = generate(city, 1500, seed=5, as_of=DEMO_DAY)
     with store.session() as session:
         import_catalog(session, city / "catalog.json")
     for entry in manifest["files"]:
@@ -368,7 +368,7 @@ def test_the_demo_city_resolves_against_its_truth(store, tmp_path):
     # Theme databases over the published base tables, checked against the truth.
     from citydata.bases.themes import refresh, theme_rows
 
-    results = {r["name"]: r for r in refresh(store, today=date(2026, 6, 30))}
+    results = {r["name"]: r for r in refresh(store, today=DEMO_DAY)}
     assert all(r["error"] is None for r in results.values()), results
     # The truth's residents whose household-registration row was accepted (a rejected row
     # cannot tell the platform where its person lives).
@@ -384,7 +384,9 @@ def test_the_demo_city_resolves_against_its_truth(store, tmp_path):
         people.group_by("division")
         .agg(
             pl.len().alias("residents"),
-            (pl.col("birth_date") <= date(1966, 6, 30)).sum().alias("elderly"),
+            (pl.col("birth_date") <= DEMO_DAY.replace(year=DEMO_DAY.year - 60))
+            .sum()
+            .alias("elderly"),
         )
         .sort("division")
     )
@@ -500,7 +502,7 @@ def test_a_realistic_city_keeps_people_apart_who_share_a_number(store, tmp_path)
     from citydata.demo.truth import resolution_scores
 
     city = tmp_path / "city"
-    manifest = generate(city, 1500, seed=5, errors="realistic")
+    manifest = generate(city, 1500, seed=5, errors="realistic", as_of=DEMO_DAY)
     truth = pl.read_parquet(city / "truth/errors.parquet")
     assert {"id_foreign", "id_slip", "id_missing"} <= set(truth["kind"].to_list())
     with store.session() as session:

@@ -14,7 +14,7 @@ from openpyxl import load_workbook
 from citydata.demo.generate import generate
 from citydata.standards import expressions as e
 from citydata.standards import is_valid_credit_code, is_valid_id_number, normalise_id_number
-from conftest import SEVEN_BASES
+from conftest import DEMO_DAY, SEVEN_BASES
 
 PEOPLE = 3000
 
@@ -22,7 +22,7 @@ PEOPLE = 3000
 @pytest.fixture(scope="module")
 def city(tmp_path_factory):
     out = tmp_path_factory.mktemp("city")
-    return out, generate(out, PEOPLE, seed=11)
+    return out, generate(out, PEOPLE, seed=11, as_of=DEMO_DAY)
 
 
 def read(directory: Path, entry: dict) -> pl.DataFrame:
@@ -190,7 +190,7 @@ def test_unreadable_files_are_declared_in_the_manifest(city):
 
 def test_same_seed_gives_byte_identical_files(city, tmp_path):
     directory, _ = city
-    generate(tmp_path, PEOPLE, seed=11)
+    generate(tmp_path, PEOPLE, seed=11, as_of=DEMO_DAY)
 
     def digest(root: Path) -> dict:
         return {
@@ -201,7 +201,7 @@ def test_same_seed_gives_byte_identical_files(city, tmp_path):
 
     assert digest(tmp_path) == digest(directory)
     other = tmp_path / "other"
-    generate(other, PEOPLE, seed=12)
+    generate(other, PEOPLE, seed=12, as_of=DEMO_DAY)
     assert digest(other)["truth/people.parquet"] != digest(directory)["truth/people.parquet"]
 
 
@@ -385,8 +385,93 @@ def test_the_grid_assessment_equals_the_truth_of_the_generated_events(city, env)
         for scope, want in expected.items():
             got = computed[scope]
             assert got["registered"] == want["registered"], scope
-            assert got["on_time_rate"] == pytest.approx(want["on_time"] / want["handled"], abs=1e-4)
-            assert got["closed_rate"] == pytest.approx(
-                want["closed"] / want["registered"], abs=1e-4
-            )
-            assert got["rework_rate"] == pytest.approx(want["reworked"] / want["handled"], abs=1e-4)
+            assert got["on_time_rate"] == _rate(want["on_time"], want["handled"]), scope
+            assert got["closed_rate"] == _rate(want["closed"], want["registered"]), scope
+            assert got["rework_rate"] == _rate(want["reworked"], want["handled"]), scope
+
+
+def _rate(part: int, whole: int):
+    """A rate as the assessment gives it: none of nothing (a cell with no event handled yet)."""
+    return None if whole == 0 else pytest.approx(part / whole, abs=1e-4)
+
+
+def test_the_city_lives_up_to_its_as_of_day_and_nothing_lies_after_it(city):
+    """``as_of``'s year ends as that day begins in Changsha: the last cases on the day before,
+    the last events before Beijing's midnight, nobody born later; the manifest says the day."""
+    from datetime import timedelta
+
+    from citydata.clock import city_midnight
+
+    directory, manifest = city
+    assert manifest["as_of"] == DEMO_DAY.isoformat()
+    cases = pl.read_parquet(directory / "services/cases.parquet")
+    last = cases["submitted_on"].max()
+    assert DEMO_DAY - timedelta(days=3) <= last < DEMO_DAY  # a weekend may end it early
+    assert cases["submitted_on"].min() >= DEMO_DAY - timedelta(days=366)
+    steps = pl.read_parquet(directory / "services/events.parquet")
+    assert steps["on"].max() < DEMO_DAY
+    midnight = city_midnight(DEMO_DAY)
+    reported = pl.read_parquet(directory / "grid/events.parquet")["reported_at"]
+    grid_steps = pl.read_parquet(directory / "grid/steps.parquet")["at"]
+    assert grid_steps.max() < midnight and reported.max() > midnight - timedelta(days=2)
+    assert reported.min() >= midnight - timedelta(days=366)
+    people = pl.read_parquet(directory / "truth/people.parquet")
+    assert people["birth_date"].max() < DEMO_DAY
+    grid = json.loads((directory / "truth/grid.json").read_text())
+    assert grid["now"] == midnight.isoformat()
+
+
+def test_another_as_of_moves_the_whole_year_and_the_cli_takes_the_citys_today(
+    tmp_path, monkeypatch
+):
+    """Another day, another year of dates; without --as-of the CLI takes the city's day on the
+    machine's clock — Beijing's, which at 20:00 UTC is already the next day."""
+    from datetime import UTC, date, datetime
+
+    from typer.testing import CliRunner
+
+    from citydata import clock
+    from citydata.cli import app
+
+    summer = date(2026, 6, 30)
+    generate(tmp_path / "summer", 200, seed=11, as_of=summer)
+    cases = pl.read_parquet(tmp_path / "summer/services/cases.parquet")
+    assert cases["submitted_on"].max() < summer and cases["submitted_on"].max().month == 6
+    evening = datetime(2026, 12, 6, 20, 0, tzinfo=UTC).timestamp()
+    monkeypatch.setattr(clock, "wall_clock", lambda: evening)
+    result = CliRunner().invoke(
+        app, ["demo", "generate", "--out", str(tmp_path / "now"), "--people", "100"]
+    )
+    assert result.exit_code == 0, result.output
+    manifest = json.loads((tmp_path / "now/manifest.json").read_text())
+    assert manifest["as_of"] == "2026-12-07"
+    refused = CliRunner().invoke(
+        app, ["demo", "generate", "--out", str(tmp_path / "bad"), "--as-of", "2026-13-01"]
+    )
+    assert refused.exit_code != 0 and "不是日期" in refused.output
+
+
+def test_open311_without_dates_lists_the_demo_requests_of_the_last_90_days(city, env, client):
+    """A GeoReport client asks for requests.json with no dates: the last 90 days on the app's
+    clock. A demo whose year ended months ago answered an empty list (and empty XML)."""
+    from datetime import UTC, datetime, timedelta
+
+    from typer.testing import CliRunner
+
+    from citydata.cli import app
+    from conftest import NOON
+
+    directory, _ = city
+    loaded = CliRunner().invoke(app, ["demo", "load", str(directory)])
+    assert loaded.exit_code == 0, loaded.output
+    answer = client.get("/open311/v2/requests.json")
+    assert answer.status_code == 200, answer.text
+    found = answer.json()
+    assert len(found) >= 100
+    now = datetime.fromtimestamp(NOON, UTC)
+    moments = [datetime.fromisoformat(r["requested_datetime"]) for r in found]
+    assert all(now - timedelta(days=90) <= m <= now for m in moments)
+    assert max(moments) > now - timedelta(days=3)
+    assert all(r["lat"] and r["long"] for r in found)
+    xml = client.get("/open311/v2/requests.xml")
+    assert xml.status_code == 200 and xml.text.count("<request>") == len(found)

@@ -25,7 +25,7 @@ from citydata.keys import Keys
 from citydata.mechanisms import outbox
 from citydata.mechanisms.models import WebhookNotice
 from citydata.services import docking
-from conftest import make_user
+from conftest import DEMO_DAY, make_user
 
 KEYS = Keys(("test-secret",))
 BJ = timedelta(hours=8)
@@ -309,7 +309,7 @@ def test_the_classifier_beats_the_keyword_baseline_and_says_other_when_unsure(tm
     from citydata.demo.grid import generate
 
     (tmp_path / "truth").mkdir()
-    generate(tmp_path, 3000, seed=5)
+    generate(tmp_path, 3000, seed=5, as_of=DEMO_DAY)
     import polars as pl
 
     truth = pl.read_parquet(tmp_path / "truth/grid_events.parquet")
@@ -582,6 +582,61 @@ def test_the_pages_show_queue_event_map_and_assessment_to_staff_only(cells, clie
     assert geo.json()["features"][0]["properties"]["event_no"] == number
     assert client.get("/grid/map.geojson", params={"bbox": "x"}).status_code == 400
     assert client.get("/grid/assessment").status_code == 200
+
+
+def test_the_map_draws_the_spatial_bases_districts_and_syncs_only_its_cells(
+    cells, client, tmp_path
+):
+    """Districts, streets and cells share the spatial base, told apart by their level: the map's
+    outline of a district is the base's (a district the base lacks is the union of its cells),
+    and only the cells become the grid's cells. Without a 审图号 the map says it is no approved
+    map; with one it shows it."""
+    from citydata.app import create_app
+    from citydata.bases import service as bases
+    from citydata.config import Settings
+    from citydata.grid import cells as grid_cells
+    from citydata.ingest.service import ingest
+
+    triangle = "POLYGON((112.97 28.17, 113.02 28.17, 112.995 28.21, 112.97 28.17))"
+    street = "POLYGON((112.97 28.17, 113.0 28.17, 113.0 28.2, 112.97 28.17))"
+    outlines = tmp_path / "districts.csv"
+    outlines.write_text(f'行政区划代码,层级,名称,边界（WKT）\n430102,区县,芙蓉区,"{triangle}"\n')
+    streets = tmp_path / "streets.csv"
+    streets.write_text(
+        f'乡镇街道代码,层级,名称,所属区县,边界（WKT）\n430102013,乡镇街道,定王台街道,430102,"{street}"\n'
+    )
+    for path, code in ((outlines, "101003/00001"), (streets, "101003/00003")):
+        assert ingest(cells, path, code).rows_accepted == 1
+    bases.resolve(cells, "spatial")
+    with cells.session() as session:
+        assert [a["code"] for a in bases.spatial_areas(session, "street")] == ["430102013"]
+        # the base holds a district and a street, and no cell: the grid keeps no cell from it
+        assert grid_cells.sync(session) == 0
+        session.rollback()
+    make_user(cells, "centre", "consumer", "cscg")
+    csrf = re.search(r'name="csrf" value="([^"]+)"', client.get("/login").text).group(1)
+    client.post("/login", data={"username": "centre", "password": "password123", "csrf": csrf})
+    districts = client.get("/grid/districts.geojson").json()["features"]
+    by_name = {d["properties"]["name"]: d["geometry"] for d in districts}
+    assert by_name["芙蓉区"]["coordinates"][0][:3] == [
+        [112.97, 28.17],
+        [113.02, 28.17],
+        [112.995, 28.21],
+    ]
+    assert len(by_name["岳麓区"]["coordinates"][0]) == 5  # its one cell's square
+    assert "未经地图审核" in client.get("/grid/map").text
+    settings = Settings(
+        database_url=cells.url, secret_key="test-secret", map_approval="湘S〔2025〕001号"
+    )
+    from fastapi.testclient import TestClient
+
+    with TestClient(create_app(cells, settings)) as approved:
+        csrf = re.search(r'name="csrf" value="([^"]+)"', approved.get("/login").text).group(1)
+        approved.post(
+            "/login", data={"username": "centre", "password": "password123", "csrf": csrf}
+        )
+        page = approved.get("/grid/map").text
+    assert "审图号：湘S〔2025〕001号" in page and "未经地图审核" not in page
 
 
 def test_every_grid_page_text_has_its_english(cells, client):

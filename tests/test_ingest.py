@@ -23,7 +23,7 @@ from citydata.cli import app
 from citydata.ingest import service, staging
 from citydata.ingest.models import Batch, Reject
 from citydata.standards import id_check_digit
-from conftest import make_user
+from conftest import DEMO_DAY, make_user
 
 POP = "101001/00001"
 LABELS = {
@@ -607,7 +607,7 @@ def test_demo_city_ingests_and_rejects_exactly_the_planted_rows(store, tmp_path)
     from citydata.demo.generate import generate
 
     city = tmp_path / "city"
-    manifest = generate(city, 1500, seed=5)
+    manifest = generate(city, 1500, seed=5, as_of=DEMO_DAY)
     with store.session() as session:
         import_catalog(session, city / "catalog.json")
     truth = pl.read_parquet(city / "truth/errors.parquet").filter(pl.col("rule").is_not_null())

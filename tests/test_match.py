@@ -3,8 +3,6 @@ agree with the demo city's truth."""
 
 from __future__ import annotations
 
-import json
-
 import polars as pl
 import pytest
 from typer.testing import CliRunner
@@ -13,6 +11,7 @@ from citydata.cli import app
 from citydata.demo.truth import pairwise_scores
 from citydata.match.prepare import prepare
 from citydata.match.settings import SettingsError, parse_settings
+from conftest import POPULATION_CLASSES
 
 SETTINGS = """record_id = "rec"
 [columns]
@@ -22,7 +21,6 @@ birth_date = "date"
 phone = "phone"
 address = "address"
 """
-POPULATION_CLASSES = ("101001/00001", "101001/00002", "101001/00003", "101001/00004")
 
 
 def test_settings_problems_name_the_line():
@@ -52,39 +50,6 @@ def test_normalisation_makes_formatting_differences_vanish():
     assert a["d"] == b["d"] == "1985-01-01"
     assert a["a"] == b["a"] == "芙蓉区五一大道1号"
     assert a["p"] == b["p"] == "13812345678"
-
-
-@pytest.fixture(scope="module")
-def population_files(tmp_path_factory):
-    """The demo city's four population registers, with Chinese headers renamed to field names."""
-    from citydata.demo.generate import generate
-    from citydata.match.service import read_table
-
-    city = tmp_path_factory.mktemp("city")
-    manifest = generate(city, 1500, seed=11)
-    catalog = json.loads((city / "catalog.json").read_text())
-    labels = {c["code"]: {f["label"]: f["name"] for f in c["fields"]} for c in catalog["classes"]}
-    folder = tmp_path_factory.mktemp("inputs")
-    paths = []
-    for entry in manifest["files"]:
-        if entry["class_code"] not in POPULATION_CLASSES:
-            continue
-        frame = read_table(city / entry["path"])
-        frame = frame.rename(
-            {k: v for k, v in labels[entry["class_code"]].items() if k in frame.columns}
-        )
-        frame = frame.with_row_index("rec", offset=1).with_columns(pl.col("rec").cast(pl.String))
-        frame = frame.with_columns(
-            pl.lit(None, pl.String).alias(c)
-            for c in ("id_number", "name", "birth_date", "phone", "address")
-            if c not in frame.columns
-        )
-        path = folder / f"{entry['class_code'].replace('/', '_')}.csv"
-        frame.write_csv(path)
-        paths.append((path, entry["path"]))
-    truth = pl.read_parquet(city / "truth/rows.parquet")
-    errors = pl.read_parquet(city / "truth/errors.parquet")
-    return paths, truth, errors
 
 
 def test_match_cli_clusters_agree_with_the_truth(population_files, tmp_path):
@@ -154,3 +119,20 @@ def test_candidate_pairs_reach_records_whose_names_and_keys_are_all_mistyped():
 
     one_name = parse_settings('record_id = "id"\n[columns]\nname = "person_name"\nborn = "date"\n')
     assert block_columns(one_name) == [(pinyin_column("name"), "born")]
+
+
+def test_clusters_are_connected_components_named_by_their_smallest_record():
+    from citydata.match.model import UID, clusters_at
+
+    pairs = pl.DataFrame(
+        {
+            f"{UID}_l": [5, 3, 7, 1],
+            f"{UID}_r": [3, 9, 8, 2],
+            "match_weight": [9.0, 8.0, 1.0, 7.0],
+            "match_probability": [0.999, 0.995, 0.85, 0.99],
+        }
+    )
+    found = clusters_at(pl.Series(range(10)), pairs, 0.99).sort(UID)
+    # 5–3–9 chain into one cluster named 3; 1–2 into 1; 7–8 is below the threshold
+    assert found.rows() == [(1, 1), (2, 1), (3, 3), (5, 3), (9, 3)]
+    assert clusters_at(pl.Series(range(3)), pairs.clear(), 0.99).height == 0

@@ -89,7 +89,7 @@ def platform(city, tmp_path):
     pl.DataFrame([row], schema=LEGAL_FIELDS, orient="row").write_csv(path)
     ingest(city, path, "101002/00001")
     bases.resolve(city, "legal_person")
-    assert grant_platform(city) == 3
+    assert grant_platform(city, TODAY) == 3
     with city.session() as session:
         units = [
             {"code": u.code, "credit_code": u.credit_code} for u in session.scalars(select(Unit))

@@ -182,7 +182,7 @@ def create_app(
     """The application. ``clock`` (seconds since the epoch) drives rate windows and quotas, so
     tests decide what time it is rather than the wall."""
     settings = settings or Settings.from_env()
-    store = store or Store(settings.database_url)
+    store = store or Store(settings.database_url, settings.read_database_url)
     networks(settings.trusted_proxies)  # a mistyped proxy network stops the start, loudly
     installation_keys = keys.load(settings)
 

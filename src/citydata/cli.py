@@ -158,7 +158,7 @@ def demo_run(
 ) -> None:
     """The main job: generate the city (if absent), init, load and serve it."""
     if not (directory / "manifest.json").exists():
-        generate_cmd(directory, people, 2020, "default")
+        generate_cmd(directory, people, 2020, "default", "")  # as of the city's today
     elif json.loads((directory / "manifest.json").read_text())["people"] != people:
         fail(f"{directory} 已有另一规模的演示城市；删除它或用 --dir 指定新目录")
     init()

@@ -9,6 +9,7 @@ from typing import Any, NoReturn
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from citydata.config import Settings
 from citydata.db.engine import Store
@@ -20,7 +21,10 @@ err_console = Console(stderr=True, soft_wrap=True)
 
 @cache
 def store(url: str | None = None) -> Store:
-    return Store(url or Settings.from_env().database_url)
+    if url:
+        return Store(url)
+    settings = Settings.from_env()
+    return Store(settings.database_url, settings.read_database_url)
 
 
 def print_json(data: Any) -> None:
@@ -28,5 +32,5 @@ def print_json(data: Any) -> None:
 
 
 def fail(message: str, code: int = 1) -> NoReturn:
-    err_console.print(f"[red]错误[/red]: {message}", markup=True, highlight=False)
+    err_console.print(f"[red]错误[/red]: {escape(message)}", markup=True, highlight=False)
     raise typer.Exit(code)

@@ -61,6 +61,11 @@ class Settings:
     webhook_allow_hosts: tuple[str, ...] = ()
     open_sql_url: str | None = None  # PostgreSQL: the reader role's URL, if made by hand
     metrics_token: str = ""  # a scraper's bearer token for /metrics; none: this machine only
+    # The 审图号 of the approved base map the spatial base holds (地图审核管理规定): shown on
+    # every map; empty: the map says its outlines are for illustration only.
+    map_approval: str = ""
+    # A streaming replica for the rows sharing and open-data calls deliver (docs/scale.md).
+    read_database_url: str | None = None
     limits: Limits = field(default_factory=Limits)
 
     @property
@@ -86,5 +91,7 @@ class Settings:
             webhook_allow_hosts=_list(env.get("CITYDATA_WEBHOOK_ALLOW_HOSTS")),
             open_sql_url=env.get("CITYDATA_OPEN_SQL_URL") or None,
             metrics_token=env.get("CITYDATA_METRICS_TOKEN", ""),
+            map_approval=env.get("CITYDATA_MAP_APPROVAL", "").strip(),
+            read_database_url=env.get("CITYDATA_READ_DATABASE_URL") or None,
             limits=Limits.from_env(),
         )

@@ -13,7 +13,7 @@ from datetime import datetime
 from sqlalchemy import Index, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from citydata.db.base import Base
+from citydata.db.base import Base, BigId
 
 
 class AuditEntry(Base):
@@ -23,7 +23,7 @@ class AuditEntry(Base):
     __tablename__ = "audit_entries"
     __table_args__ = (Index("ix_audit_entries_unit_class_at", "consumer_code", "class_code", "at"),)
 
-    id: Mapped[int] = mapped_column(primary_key=True)  # the chain's order
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)  # the chain's order
     at: Mapped[datetime]
     request_id: Mapped[str] = mapped_column(String(36), index=True)
     key_id: Mapped[str | None] = mapped_column(String(16), index=True)
@@ -54,8 +54,8 @@ class AuditSubject(Base):
 
     __tablename__ = "audit_subjects"
 
-    audit_id: Mapped[int] = mapped_column(primary_key=True)  # audit_entries.id
-    master_id: Mapped[int] = mapped_column(primary_key=True, index=True)
+    audit_id: Mapped[int] = mapped_column(BigId, primary_key=True)  # audit_entries.id
+    master_id: Mapped[int] = mapped_column(BigId, primary_key=True, index=True)
     at: Mapped[datetime]  # the entry's, so a month's subjects go with its entries
 
 
@@ -66,10 +66,10 @@ class AuditHead(Base):
     __tablename__ = "audit_head"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    last_id: Mapped[int] = mapped_column(default=0)
+    last_id: Mapped[int] = mapped_column(BigId, default=0)
     last_hash: Mapped[str] = mapped_column(String(64))
     # Where the kept chain starts once retention has pruned older entries.
-    first_id: Mapped[int] = mapped_column(default=1)
+    first_id: Mapped[int] = mapped_column(BigId, default=1)
     first_prev_hash: Mapped[str] = mapped_column(String(64))
 
 
@@ -81,7 +81,7 @@ class AuditRemoved(Base):
 
     __tablename__ = "audit_removed"
 
-    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)  # the entry's id
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=False)  # the entry's id
     prev_hash: Mapped[str] = mapped_column(String(64))
     entry_hash: Mapped[str] = mapped_column(String(64))
-    anchor_id: Mapped[int] = mapped_column(index=True)  # the retention entry that removed it
+    anchor_id: Mapped[int] = mapped_column(BigId, index=True)  # the retention entry that removed it

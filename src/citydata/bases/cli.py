@@ -19,17 +19,22 @@ def resolve_cmd(
         None, "--base", help="population|legal_person|housing（默认全部）"
     ),
     full: bool = typer.Option(False, "--full", help="全部重新解析（主记录编号保持不变）"),
+    engine: str = typer.Option(
+        "duckdb", "--engine", help="概率匹配引擎：duckdb（本机）或 spark（见 docs/scale.md）"
+    ),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Resolve staged rows into the base databases' master records."""
     from citydata.bases import service
     from citydata.bases.spec import SpecError, spec
+    from citydata.match.engines import EngineError, check_engine
 
     try:
         codes = base or service.base_codes()
         for code in codes:
             spec(code)
-    except SpecError as exc:
+        check_engine(engine)
+    except (SpecError, EngineError) as exc:
         fail(str(exc))
     reports = []
     with Progress(
@@ -46,7 +51,9 @@ def resolve_cmd(
             def step(stage: str, done: int, total: int, task=task, code=code) -> None:
                 bar.update(task, description=f"{code} · {stage} {total or ''}")
 
-            reports.append(service.resolve(store(), code, full=full, progress=step).as_dict())
+            reports.append(
+                service.resolve(store(), code, full=full, progress=step, engine=engine).as_dict()
+            )
     if as_json:
         print_json(reports)
         return

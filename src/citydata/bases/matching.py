@@ -28,8 +28,10 @@ def match_unkeyed(
     resolved: pl.DataFrame,
     unkeyed: pl.DataFrame,
     ids: MasterIds,
+    engine: str = "duckdb",
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Links for rows without a valid key, and the uncertain (row, master, probability) pairs."""
+    """Links for rows without a valid key, and the uncertain (row, master, probability) pairs;
+    the model runs on ``engine`` (``duckdb`` or ``spark``)."""
     review_schema = {
         "batch_id": pl.Int64,
         "row": pl.Int64,
@@ -76,7 +78,7 @@ def match_unkeyed(
         .with_row_index(UID)
         .with_columns(pl.col(UID).cast(pl.Int64))
     )
-    pairs, clusters = train_and_predict(records, settings)
+    pairs, clusters, _ = train_and_predict(records, settings, engine)
     records = records.join(
         clusters.select(UID, pl.col("cluster_id").alias("cluster")), on=UID, how="left"
     ).with_columns(pl.col("cluster").fill_null(pl.col(UID)))

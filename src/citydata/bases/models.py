@@ -8,7 +8,7 @@ from datetime import datetime
 from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from citydata.db.base import Base, utcnow
+from citydata.db.base import Base, BigId, utcnow
 
 
 class Master(Base):
@@ -17,7 +17,7 @@ class Master(Base):
     __tablename__ = "masters"
     __table_args__ = (UniqueConstraint("base", "key", name="uq_masters_base_key"),)
 
-    id: Mapped[int] = mapped_column(primary_key=True)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
     base: Mapped[str] = mapped_column(String(20), index=True)
     key: Mapped[str | None] = mapped_column(String(64))  # the deterministic key, when known
     name: Mapped[str | None] = mapped_column(String(200), index=True)  # for search by name
@@ -34,9 +34,9 @@ class MasterLink(Base):
     __tablename__ = "master_links"
     __table_args__ = (UniqueConstraint("base", "batch_id", "row", name="uq_master_links_row"),)
 
-    id: Mapped[int] = mapped_column(primary_key=True)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
     base: Mapped[str] = mapped_column(String(20))
-    master_id: Mapped[int] = mapped_column(ForeignKey("masters.id"), index=True)
+    master_id: Mapped[int] = mapped_column(BigId, ForeignKey("masters.id"), index=True)
     class_code: Mapped[str] = mapped_column(String(64))
     batch_id: Mapped[int] = mapped_column(ForeignKey("batches.id", ondelete="CASCADE"))
     row: Mapped[int]
@@ -51,8 +51,8 @@ class MasterValue(Base):
     __tablename__ = "master_values"
     __table_args__ = (Index("ix_master_values_master_attribute", "master_id", "attribute"),)
 
-    id: Mapped[int] = mapped_column(primary_key=True)
-    master_id: Mapped[int] = mapped_column(ForeignKey("masters.id"))
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    master_id: Mapped[int] = mapped_column(BigId, ForeignKey("masters.id"))
     attribute: Mapped[str] = mapped_column(String(64))
     value: Mapped[str] = mapped_column(Text)
     chosen: Mapped[bool] = mapped_column(default=False)
@@ -69,7 +69,7 @@ class MasterVersion(Base):
 
     __tablename__ = "master_versions"
 
-    master_id: Mapped[int] = mapped_column(ForeignKey("masters.id"), primary_key=True)
+    master_id: Mapped[int] = mapped_column(BigId, ForeignKey("masters.id"), primary_key=True)
     version: Mapped[int] = mapped_column(primary_key=True)
     record: Mapped[dict] = mapped_column(default=dict)
     valid_from: Mapped[datetime]
@@ -81,11 +81,11 @@ class MasterEvent(Base):
 
     __tablename__ = "master_events"
 
-    id: Mapped[int] = mapped_column(primary_key=True)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
     base: Mapped[str] = mapped_column(String(20), index=True)
     kind: Mapped[str] = mapped_column(String(10))  # created | merged | split | retired
-    master_id: Mapped[int]
-    other_id: Mapped[int | None]
+    master_id: Mapped[int] = mapped_column(BigId)
+    other_id: Mapped[int | None] = mapped_column(BigId)
     detail: Mapped[dict] = mapped_column(default=dict)
     at: Mapped[datetime] = mapped_column(default=utcnow)
 
@@ -99,12 +99,12 @@ class MatchReview(Base):
         UniqueConstraint("base", "batch_id", "row", "master_id", name="uq_match_reviews_pair"),
     )
 
-    id: Mapped[int] = mapped_column(primary_key=True)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
     base: Mapped[str] = mapped_column(String(20), index=True)
     batch_id: Mapped[int] = mapped_column(ForeignKey("batches.id", ondelete="CASCADE"))
     row: Mapped[int]
     class_code: Mapped[str] = mapped_column(String(64))
-    master_id: Mapped[int] = mapped_column(ForeignKey("masters.id"))
+    master_id: Mapped[int] = mapped_column(BigId, ForeignKey("masters.id"))
     probability: Mapped[float]
     # match: the model was unsure; key_conflict: the row carries the master's key, but its
     # name, birth date or sex say it is someone else (a parent's number on a child's record)
@@ -135,8 +135,8 @@ class MasterChange(Base):
     __tablename__ = "master_changes"
     __table_args__ = (Index("ix_master_changes_base_id", "base", "id"),)
 
-    id: Mapped[int] = mapped_column(primary_key=True)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
     base: Mapped[str] = mapped_column(String(20))
-    master_id: Mapped[int]
+    master_id: Mapped[int] = mapped_column(BigId)
     kind: Mapped[str] = mapped_column(String(8))
     at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -23,11 +23,11 @@ from citydata.bases.models import (
     Master,
     MasterChange,
 )
-from citydata.bases.spec import BaseSpec
+from citydata.bases.spec import SPATIAL_LEVELS, BaseSpec
 from citydata.bases.staged import chunks
 from citydata.catalog import vocab
 from citydata.catalog.models import Field, ResourceClass, Unit
-from citydata.db.base import as_utc, utcnow
+from citydata.db.base import BigId, as_utc, utcnow
 from citydata.ingest import staging
 
 # ---------------------------------------------------------------- the published tables
@@ -48,10 +48,10 @@ def base_table(base: BaseSpec) -> Table:
     return Table(
         name,
         _published,
-        Column("master_id", Integer, primary_key=True),
+        Column("master_id", BigId, primary_key=True),
         Column("key", String(64), index=True),
         *[Column(a, Text) for a in base.attributes],
-        *[Column(f"{a}_master", Integer) for a, _ in base.links],
+        *[Column(f"{a}_master", BigId) for a, _ in base.links],
         *located,
         Column("version", Integer),
         Column("updated_at", DateTime(timezone=True)),
@@ -74,7 +74,7 @@ def _link_masters(session: Session, values: pl.Series, target: str) -> pl.Series
 
 def _locate(session: Session, frame: pl.DataFrame, longitude: str, latitude: str) -> pl.DataFrame:
     """Grid cell and district of each row's point: a spatial join (shapely's STRtree) against
-    the cells of the spatial base."""
+    the cells of the spatial base (its areas of level 单元网格)."""
     import shapely
 
     cells = (
@@ -86,7 +86,7 @@ def _locate(session: Session, frame: pl.DataFrame, longitude: str, latitude: str
         .scalars()
         .all()
     )
-    cells = [c for c in cells if c.get("boundary")]
+    cells = [c for c in cells if c.get("boundary") and c.get("level") == SPATIAL_LEVELS["cell"]]
     none = pl.lit(None, pl.String)
     if not cells or frame.height == 0:
         return frame.with_columns(none.alias("located_grid"), none.alias("located_division"))
@@ -100,7 +100,7 @@ def _locate(session: Session, frame: pl.DataFrame, longitude: str, latitude: str
     codes = pl.DataFrame(
         {
             "cell": range(len(cells)),
-            "located_grid": [c.get("grid_code") for c in cells],
+            "located_grid": [c.get("code") for c in cells],
             "located_division": [c.get("division") for c in cells],
         },
         schema_overrides={"cell": hits.schema["cell"]},

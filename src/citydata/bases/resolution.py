@@ -42,6 +42,7 @@ from citydata.bases.staged import (
 from citydata.db.base import utcnow
 from citydata.db.engine import Store
 from citydata.ingest import staging
+from citydata.match.engines import check_engine
 from citydata.mechanisms import changes
 
 Progress = Callable[[str, int, int], None]
@@ -76,9 +77,13 @@ def resolve(
     full: bool = False,
     progress: Progress | None = None,
     now: datetime | None = None,
+    engine: str = "duckdb",
 ) -> RunReport:
-    """Resolve the base's unresolved staged rows (all of them with ``full``) in one transaction."""
+    """Resolve the base's unresolved staged rows (all of them with ``full``) in one transaction.
+    ``engine`` runs the matching model: ``duckdb`` here, or ``spark`` (local mode or a cluster,
+    see docs/scale.md) — the same model, the same masters."""
     base = spec(base_code)
+    check_engine(engine)  # before the transaction opens
     step = progress or (lambda _stage, _done, _total: None)
     started = datetime.now(UTC)
     now = now or utcnow()
@@ -123,7 +128,7 @@ def resolve(
         resolved = pl.concat([links, keyed_links.select(links.columns)])
         unkeyed = fresh.filter(~pl.col("_keyed"))
         step("概率匹配", 0, unkeyed.height)
-        matched, reviews = match_unkeyed(session, base, rows, resolved, unkeyed, ids)
+        matched, reviews = match_unkeyed(session, base, rows, resolved, unkeyed, ids, engine)
         report.by_match = matched.filter(pl.col("method") == "match").height
         report.by_review = matched.filter(pl.col("method") == "review").height
         reviews = pl.concat([reviews, conflict_reviews(conflicted, ids, reviews.schema)])

@@ -7,7 +7,8 @@ of its own; this is the domain's one door:
 - ``golden``: golden records and provenance; ``reviews``: the review queue;
 - ``publish``: the ``base_<name>`` tables and each base as a catalog class;
 - ``masters``: reading masters (``master_dict``, ``search``, ``base_codes``);
-- ``overview``: a base at a glance (masters, sources, completeness, conflicts)."""
+- ``overview``: a base at a glance (masters, sources, completeness, conflicts);
+- ``spatial``: the spatial base's districts, streets and cells (``spatial_areas``)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from citydata.bases.overview import overview
 from citydata.bases.publish import base_fields, base_table, publish, register_class
 from citydata.bases.resolution import Progress, RunReport, resolve
 from citydata.bases.reviews import ReviewError, decide_review, pending_reviews, reviews
+from citydata.bases.spatial import areas as spatial_areas
 from citydata.bases.staged import Feed, feeds, staged_rows
 
 __all__ = [
@@ -36,5 +38,6 @@ __all__ = [
     "resolve",
     "reviews",
     "search",
+    "spatial_areas",
     "staged_rows",
 ]

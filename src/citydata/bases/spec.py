@@ -13,6 +13,10 @@ from citydata.match.settings import KINDS
 
 BASES_FILE = Path(__file__).with_name("bases.toml")
 KEY_RULES = ("id_number", "credit_code", "present")
+# The spatial base holds areas of three levels (its ``level`` attribute), each keyed by its code:
+# a district's 6-digit GB/T 2260 code, a street's 9-digit 统计用区划代码, a cell's 14-digit GB/T
+# 30428.1 code. Points (components, events) are joined to its cells.
+SPATIAL_LEVELS = {"district": "区县", "street": "乡镇街道", "cell": "单元网格"}
 
 
 class SpecError(ValueError):

@@ -215,7 +215,7 @@ def versions_json(request: Request, view: str = ""):
 
 @router.get("/brain/districts.geojson")
 def districts(request: Request):
-    """The districts' outlines (the union of each one's grid cells), for the cockpit's maps."""
+    """The districts' outlines (the spatial base's, through grid.mapping), for the cockpit's maps."""
     with request.app.state.store.session() as session:
         found = service.districts(session, clock.now(request))
     return Response(orjson.dumps(found), media_type="application/geo+json")

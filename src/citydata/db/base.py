@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import JSON, DateTime, MetaData
+from sqlalchemy import JSON, BigInteger, DateTime, Integer, MetaData
 from sqlalchemy.orm import DeclarativeBase
 
 # Stable constraint names keep Alembic migrations identical on SQLite and PostgreSQL.
@@ -15,6 +15,14 @@ NAMING = {
     "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
     "pk": "pk_%(table_name)s",
 }
+
+
+# Ids of the tables that grow with the city (masters and their values, links and changes; audit
+# entries; cases, events and their histories): 64-bit on PostgreSQL. A 32-bit sequence ends at
+# 2.1 billion, which a city's audit log passes within years, and Citus gives each node its own
+# range of a bigint sequence only (docs/scale.md). SQLite's INTEGER is 64-bit already, and only
+# a column declared INTEGER PRIMARY KEY numbers itself there.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
 
 
 class Base(DeclarativeBase):

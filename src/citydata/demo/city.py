@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-# code, name, population (10k, 2020 census, rounded), box (lon0, lat0, lon1, lat1) — the boxes
-# are rough outlines inside the real bounding box, enough for grids, components and events.
+# code, name, population (10k, 2020 census, rounded). Their outlines, streets and communities
+# are the real ones, in geography.py.
 DISTRICTS = [
-    ("430102", "芙蓉区", 63, (112.95, 28.17, 113.10, 28.22)),
-    ("430103", "天心区", 76, (112.95, 28.05, 113.02, 28.17)),
-    ("430104", "岳麓区", 152, (112.60, 27.95, 112.95, 28.20)),
-    ("430105", "开福区", 81, (112.95, 28.22, 113.10, 28.40)),
-    ("430111", "雨花区", 128, (113.02, 28.05, 113.10, 28.17)),
-    ("430112", "望城区", 85, (112.60, 28.20, 112.95, 28.60)),
-    ("430121", "长沙县", 138, (113.10, 28.05, 113.45, 28.55)),
-    ("430181", "浏阳市", 143, (113.45, 27.85, 114.25, 28.55)),
-    ("430182", "宁乡市", 126, (111.89, 27.95, 112.60, 28.50)),
+    ("430102", "芙蓉区", 63),
+    ("430103", "天心区", 76),
+    ("430104", "岳麓区", 152),
+    ("430105", "开福区", 81),
+    ("430111", "雨花区", 128),
+    ("430112", "望城区", 85),
+    ("430121", "长沙县", 138),
+    ("430181", "浏阳市", 143),
+    ("430182", "宁乡市", 126),
 ]
 # Division codes a number first issued in a district may carry, newest first: one issued before
 # the district got its current code carries the older one (望城县 430122 until 2011, 宁乡县
@@ -42,7 +42,8 @@ ROADS = {
     "430181": ["金沙路", "白沙路", "人民中路", "浏阳大道", "劳动路"],
     "430182": ["花明路", "一环路", "玉潭路", "金洲大道", "新康路"],
 }
-COMMUNITIES = [
+# Names of residential estates (小区) in an address.
+ESTATES = [
     "东园",
     "南苑",
     "北辰",
@@ -64,25 +65,6 @@ COMMUNITIES = [
     "黎托",
     "星城",
 ]
-# Two streets per district (real names), each with two communities: the grid cells lie within
-# one community, the service halls are one per street and one per street's first community.
-STREETS: dict[str, list[tuple[str, list[str]]]] = {
-    code: [
-        (street, [COMMUNITIES[(int(code) + i + k * 7) % len(COMMUNITIES)] + "社区" for k in (0, 1)])
-        for i, street in enumerate(names, start=1)
-    ]
-    for code, names in {
-        "430102": ["定王台街道", "文艺路街道"],
-        "430103": ["坡子街街道", "城南路街道"],
-        "430104": ["橘子洲街道", "望月湖街道"],
-        "430105": ["四方坪街道", "东风路街道"],
-        "430111": ["侯家塘街道", "左家塘街道"],
-        "430112": ["高塘岭街道", "白沙洲街道"],
-        "430121": ["星沙街道", "泉塘街道"],
-        "430181": ["淮川街道", "集里街道"],
-        "430182": ["玉潭街道", "白马桥街道"],
-    }.items()
-}
 ETHNICITIES = [
     ("汉族", 0.955),
     ("土家族", 0.012),

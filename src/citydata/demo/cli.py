@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import date
 from pathlib import Path
 
 import typer
@@ -33,25 +34,48 @@ def generate_cmd(
     errors: str = typer.Option(
         "default", "--errors", help="误差模型：default 或 realistic（见 demo/profiles/）"
     ),
+    as_of: str = typer.Option(
+        "",
+        "--as-of",
+        help="演示城市的“今天”（YYYY-MM-DD，默认为长沙的今天）：一年的办件、事件止于这一天开始之时",
+    ),
 ) -> None:
     """Write the demo city's catalog, department files, manifest and truth."""
+    from citydata import clock
     from citydata.demo.generate import error_model, generate
 
     try:
         error_model(errors)
     except ValueError as exc:
         fail(str(exc))
+    day = parse_day(as_of) if as_of else clock.today()
     with _progress() as bar:
         task = bar.add_task("生成", total=None)
 
         def step(name: str, done: int, total: int) -> None:
             bar.update(task, description=f"生成 {name}", completed=done, total=total)
 
-        manifest = generate(out_dir, people, seed, step, errors)
+        manifest = generate(out_dir, people, seed, step, errors, as_of=day)
     out.print(
         f"已生成 {out_dir}：{manifest['units']} 个单位，{manifest['classes']} 个信息资源，"
-        f"{manifest['classes_with_files']} 个带数据文件，{len(manifest['files'])} 个文件，{people} 人",
+        f"{manifest['classes_with_files']} 个带数据文件，{len(manifest['files'])} 个文件，{people} 人，"
+        f"截至 {day.isoformat()}",
         highlight=False,
+    )
+
+
+def parse_day(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        fail(f"--as-of「{text}」不是日期，应为 YYYY-MM-DD，例如 2026-06-30")
+
+
+def as_of_of(manifest: dict) -> date:
+    """The demo's day a generated city lives up to (a city generated before --as-of existed
+    ended on 2026-06-30)."""
+    return date.fromisoformat(
+        manifest.get("as_of") or manifest.get("reference_day") or "2026-06-30"
     )
 
 
@@ -70,6 +94,7 @@ def load(directory: Path, resolve_bases: bool = True) -> dict:
     from citydata.opendata.service import Catalogue
 
     manifest = json.loads((directory / "manifest.json").read_text(encoding="utf-8"))
+    as_of = as_of_of(manifest)
     with store().session() as session:
         result = import_catalog(session, directory / "catalog.json")
     statuses: dict[str, int] = {}
@@ -97,24 +122,26 @@ def load(directory: Path, resolve_bases: bool = True) -> dict:
             resolved[code] = {"rows": run.rows_resolved, "masters": run.masters}
             bar.update(task, total=1, completed=1)
         task = bar.add_task("共享调用", total=None)
-        sharing = replay(store()) if resolve_bases else {}
+        sharing = replay(store(), today=as_of) if resolve_bases else {}
         bar.update(task, total=1, completed=1)
         task = bar.add_task("一网通办", total=None)
         services = (
-            load_services(store(), directory, keys.load(Settings.from_env()))
+            load_services(store(), directory, keys.load(Settings.from_env()), as_of)
             if resolve_bases
             else {}
         )
         bar.update(task, total=1, completed=1)
         task = bar.add_task("一格通管", total=None)
         grid = (
-            load_grid(store(), directory, keys.load(Settings.from_env())) if resolve_bases else {}
+            load_grid(store(), directory, keys.load(Settings.from_env()), as_of)
+            if resolve_bases
+            else {}
         )
         if grid.get("event_base_rows"):
             run = resolve(store(), "event")  # the grid's events join the 事件基础库
             resolved["event"] = {"rows": run.rows_resolved, "masters": run.masters}
         bar.update(task, total=1, completed=1)
-        themes = refresh_themes(store()) if resolve_bases else []
+        themes = refresh_themes(store(), today=as_of) if resolve_bases else []
     datasets = Catalogue(store()).datasets().values()  # also builds the portal's search index
     open_data = {
         kind: sum(1 for d in datasets if d.open_type == kind) for kind in ("open", "conditional")

@@ -15,7 +15,7 @@ import tomllib
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime, time
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +24,7 @@ import xlsxwriter
 
 from citydata.demo.city import HOMOPHONES, REGISTER_TOPICS, UNITS
 from citydata.demo.grid import generate as generate_grid
-from citydata.demo.people import REFERENCE_DAY, houses, legal_persons, population
+from citydata.demo.people import houses, legal_persons, population
 from citydata.demo.services import generate as generate_services
 from citydata.demo.services import hall_units
 from citydata.demo.sources import (
@@ -161,6 +161,8 @@ def inject(
     model = model or error_model()
     frame = source.frame
     n = len(frame)
+    if not source.planted:
+        return frame, [], np.arange(n)
     order = rng.permutation(n)
     candidates = [f for f in source.fields if not f["is_key"]]
     # At least one bad row per non-key field, so every rule of every file is exercised.
@@ -212,7 +214,12 @@ def inject(
             injected.append(Injected(int(row), "phone", "phone_changed", None, phone, new))
             put("phone", row, new)
         elif kind == "address" and (address := get("address", row)):
-            new = address.replace("小区", "花园", 1)
+            # an estate's old name, or a village group's (生产队 before 组)
+            new = (
+                address.replace("小区", "花园", 1)
+                if "小区" in address
+                else address.replace("组", "队", 1)
+            )
             injected.append(Injected(int(row), "address", "address_old", None, address, new))
             put("address", row, new)
         elif kind == "foreign_id" and (id_number := get("id_number", row)):
@@ -255,10 +262,16 @@ def _labels(source: Source) -> dict[str, str]:
 
 
 WRITE_ROWS = 100_000
+# Characters GBK cannot hold, and what a GBK system writes instead: 长沙县's 㮾梨街道 becomes
+# 榔梨街道 in such a department's files (GB18030 and UTF-8 keep it).
+GBK_STAND_INS = str.maketrans({"㮾": "榔"})
 
 
-def write_frame(source: Source, frame: pl.DataFrame, path: Path, encoding: str) -> None:
-    """Write as the department would: Chinese headers, the file's own format and encoding."""
+def write_frame(
+    source: Source, frame: pl.DataFrame, path: Path, encoding: str, as_of: date
+) -> None:
+    """Write as the department would: Chinese headers, the file's own format and encoding (a
+    workbook says it was made on the demo's day, so that the same day gives the same bytes)."""
     frame = frame.rename(_labels(source))
     if source.fmt in {"csv", "jsonl"}:
         # In slices: a city's largest files are never held whole as text and again as bytes.
@@ -271,13 +284,17 @@ def write_frame(source: Source, frame: pl.DataFrame, path: Path, encoding: str) 
                     text = part.write_csv(include_header=i == 0)
                 else:
                     text = part.write_ndjson()
+                if codec == "gbk":
+                    text = text.translate(GBK_STAND_INS)
                 f.write(text.encode(codec))
             if frame.height == 0 and source.fmt == "csv":
                 f.write(frame.write_csv().encode(codec))
     else:
         buffer = io.BytesIO()
         book = xlsxwriter.Workbook(buffer, {"constant_memory": True, "in_memory": True})
-        book.set_properties({"created": datetime(2026, 6, 30), "author": "citydata demo"})
+        book.set_properties(
+            {"created": datetime.combine(as_of, time(0)), "author": "citydata demo"}
+        )
         sheet = book.add_worksheet("数据")
         for c, name in enumerate(frame.columns):
             sheet.write_string(0, c, name)
@@ -467,21 +484,26 @@ def generate(
     seed: int = 2020,
     progress: Callable[[str, int, int], None] | None = None,
     errors: str = "default",
+    *,
+    as_of: date,
 ) -> dict:
-    """The demo city in ``out``; ``errors`` names the error model (``profiles/<name>.toml``)."""
+    """The demo city in ``out``, living up to the day ``as_of`` (its year of cases, events and
+    records ends as that day begins in Changsha, so none lies in the future on that day);
+    ``errors`` names the error model (``profiles/<name>.toml``). The same seed and ``as_of``
+    give the same bytes."""
     model = error_model(errors)
     rng = np.random.default_rng(seed)
     out.mkdir(parents=True, exist_ok=True)
     (out / "truth").mkdir(exist_ok=True)
-    city = population(people, rng)
-    companies = legal_persons(city, rng)
+    city = population(people, rng, as_of)
+    companies = legal_persons(city, rng, as_of)
     homes = houses(city, companies, rng)
     sources = (
-        person_sources(city, rng)
+        person_sources(city, rng, as_of)
         + legal_sources(companies, rng)
-        + housing_sources(homes, rng)
-        + place_sources(people, rng, seed)
-        + register_sources(companies, people, rng)
+        + housing_sources(homes, rng, as_of)
+        + place_sources(people, rng, seed, as_of)
+        + register_sources(companies, people, rng, as_of)
     )
 
     files, rules = [], Counter()
@@ -495,7 +517,7 @@ def generate(
         frame, injected, positions = inject(source, rng, model)
         rel = Path("units") / source.unit / _file_name(source)
         (out / rel).parent.mkdir(parents=True, exist_ok=True)
-        write_frame(source, frame, out / rel, source.encoding)
+        write_frame(source, frame, out / rel, source.encoding, as_of)
         # Where each planted problem ended up once duplicates were inserted (1-based rows).
         first_row = {int(p): r + 1 for r, p in reversed(list(enumerate(positions)))}
         error_truth.write(
@@ -544,19 +566,19 @@ def generate(
                 "expect": "accept",
             }
         )
-    files += _unreadable_files(out, sources)
+    files += _unreadable_files(out, sources, as_of)
 
     catalog = build_catalog(sources, rng)
     (out / "catalog.json").write_text(
         json.dumps(catalog, ensure_ascii=False, indent=1) + "\n", encoding="utf-8"
     )
-    services = generate_services(out, catalog["units"], city, companies, seed)
-    grid = generate_grid(out, people, seed)
+    services = generate_services(out, catalog["units"], city, companies, seed, as_of)
+    grid = generate_grid(out, people, seed, as_of)
     manifest = {
         "seed": seed,
         "people": people,
         "errors": model.name,
-        "reference_day": REFERENCE_DAY.isoformat(),
+        "as_of": as_of.isoformat(),
         "units": len(catalog["units"]),
         "classes": len(catalog["classes"]),
         "classes_with_files": len(sources),
@@ -576,13 +598,13 @@ def generate(
     return manifest
 
 
-def _unreadable_files(out: Path, sources: list[Source]) -> list[dict]:
+def _unreadable_files(out: Path, sources: list[Source], as_of: date) -> list[dict]:
     """Two files a department gets wrong: GBK bytes declared as UTF-8, and a required column missing."""
     csvs = [s for s in sources if s.fmt == "csv" and s.base_db == "none"]
     wrong, missing = csvs[0], csvs[1]
     result = []
     path = Path("units") / wrong.unit / (_file_name(wrong)[:-4] + "_补报.csv")
-    write_frame(wrong, wrong.frame.head(50), out / path, "gbk")
+    write_frame(wrong, wrong.frame.head(50), out / path, "gbk", as_of)
     result.append(
         {
             "path": path.as_posix(),
@@ -607,6 +629,7 @@ def _unreadable_files(out: Path, sources: list[Source]) -> list[dict]:
         missing.frame.head(50).drop(required["name"]),
         out / path,
         missing.encoding or "utf-8",
+        as_of,
     )
     result.append(
         {

@@ -12,20 +12,28 @@ the generator's own arrays; ``truth/grid_events.parquet`` each event's true cate
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime, time, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import polars as pl
 
+from citydata.clock import city_midnight
 from citydata.db.base import advance_sequences
-from citydata.demo.people import REFERENCE_DAY, phones, pick
-from citydata.demo.sources.places import components, grid_cells, points_in_cells
+from citydata.demo.geography import Cells
+from citydata.demo.people import phones, pick
+from citydata.demo.sources.places import cells, components, points_in_cells
 from citydata.grid import sla
 
-NOW = datetime.combine(REFERENCE_DAY, time(18, 0), UTC)  # the demo city's "now"
-YEAR_START = NOW - timedelta(days=365)
+
+def year_of(as_of: date) -> tuple[datetime, datetime]:
+    """The demo's year of events: the 365 days up to the moment ``as_of`` begins in Changsha
+    (its "now"), so that none lies in the future at any hour of that day."""
+    now = city_midnight(as_of)
+    return now - timedelta(days=365), now
+
+
 SOURCES = (["citizen", "inspector", "department", "sensor"], [0.55, 0.35, 0.07, 0.03])
 PLACES = [
     "{road}与{road2}交叉口",
@@ -216,11 +224,12 @@ def _after(start: datetime, limit: tuple[int, str], fraction: float) -> datetime
     return start + (due - start) * fraction
 
 
-def generate(out: Path, people_count: int, seed: int) -> dict[str, int]:
+def generate(out: Path, people_count: int, seed: int, as_of: date) -> dict[str, int]:
     rng = np.random.default_rng(seed + 19)  # its own stream: the other files stay as they were
+    year_start, now = year_of(as_of)
     n = max(2000, people_count // 10)
-    cells = grid_cells(people_count)
-    places = points_in_cells(cells, n, rng)
+    grid = cells(people_count)
+    places = points_in_cells(people_count, n, rng)
     # the city's components by category: a sensor on a component, and most inspectors standing
     # at one, report it by its 部件标识码 from where it stands; citizens never know the code
     inventory = {
@@ -236,7 +245,7 @@ def generate(out: Path, people_count: int, seed: int) -> dict[str, int]:
     # reports come by day, Beijing time: fold the night hours into the day
     reported = []
     for s in seconds:
-        moment = YEAR_START + timedelta(seconds=int(s))
+        moment = year_start + timedelta(seconds=int(s))
         local_hour = (moment + sla.BEIJING).hour
         if local_hour < 7 or local_hour >= 22:
             moment += timedelta(hours=9)
@@ -249,8 +258,8 @@ def generate(out: Path, people_count: int, seed: int) -> dict[str, int]:
     phone_numbers = phones(rng, n).to_list()
     for i in range(n):
         code, source, t0 = str(truth[i]), str(sources[i]), reported[i]
-        if t0 > NOW:
-            t0 = NOW - timedelta(hours=1)
+        if t0 > now:
+            t0 = now - timedelta(hours=1)
         found = sla.category(code)
         assert found is not None
         limits = found.limits
@@ -303,8 +312,8 @@ def generate(out: Path, people_count: int, seed: int) -> dict[str, int]:
                     checked = _after(again, limits["verify"], rng.uniform(0.1, 0.9))
                 history.append(("verified", checked, "", None))
                 history.append(("closed", checked + timedelta(minutes=10), "", None))
-        history = [h for h in history if h[1] <= NOW]
-        open_until = history[-1][1] if history[-1][0] in {"closed", "voided"} else NOW
+        history = [h for h in history if h[1] < now]
+        open_until = history[-1][1] if history[-1][0] in {"closed", "voided"} else now
         events.append(
             {
                 "id": i + 1,
@@ -346,14 +355,15 @@ def generate(out: Path, people_count: int, seed: int) -> dict[str, int]:
         out / "truth" / "grid_events.parquet"
     )
     (out / "truth" / "grid.json").write_text(
-        json.dumps(assessment_truth(frame, step_frame, cells), ensure_ascii=False, indent=1) + "\n",
+        json.dumps(assessment_truth(frame, step_frame, grid, now), ensure_ascii=False, indent=1)
+        + "\n",
         encoding="utf-8",
     )
     return {"events": frame.height, "steps": step_frame.height}
 
 
 def assessment_truth(
-    events: pl.DataFrame, steps: pl.DataFrame, cells: pl.DataFrame
+    events: pl.DataFrame, steps: pl.DataFrame, grid: Cells, now: datetime
 ) -> dict[str, Any]:
     """Per cell (with its district, street and community), from the generator's arrays: 立案数,
     按期处置率, 结案率, 返工率."""
@@ -386,7 +396,7 @@ def assessment_truth(
         late=pl.col("event_id").replace_strict(late, return_dtype=pl.Boolean)
     )
     located = events.select(pl.col("id").alias("event_id"), "longitude", "latitude")
-    table = per_event.join(_cells_of(located, cells), on="event_id").filter(pl.col("registered"))
+    table = per_event.join(_cells_of(located, grid), on="event_id").filter(pl.col("registered"))
     counts = table.group_by("grid_code", "division", "street", "community").agg(
         registered=pl.len(),
         handled=pl.col("handled").sum(),
@@ -396,7 +406,7 @@ def assessment_truth(
     )
     # counts per cell, so that a figure can be summed over the cells a platform knows
     return {
-        "now": NOW.isoformat(),
+        "now": now.isoformat(),
         "by_cell": {
             r["grid_code"]: {k: v for k, v in r.items() if k != "grid_code"}
             for r in counts.sort("grid_code").iter_rows(named=True)
@@ -404,30 +414,16 @@ def assessment_truth(
     }
 
 
-def _cells_of(points: pl.DataFrame, cells: pl.DataFrame) -> pl.DataFrame:
-    """Each point's cell, district, street and community, from the lattice the cells were cut
-    from: the first cell in the lattice's order whose closed box holds it (points by the
-    thousand against every box at once, never a loop over points)."""
-    x, y = cells["x"].to_numpy(), cells["y"].to_numpy()
-    x1, y1 = x + cells["dx"].to_numpy(), y + cells["dy"].to_numpy()
-    lon, lat = points["longitude"].to_numpy(), points["latitude"].to_numpy()
-    first = np.full(len(lon), -1)
-    for at in range(0, len(lon), 10_000):
-        o, a = lon[at : at + 10_000, None], lat[at : at + 10_000, None]
-        inside = (x <= o) & (o <= x1) & (y <= a) & (a <= y1)
-        first[at : at + 10_000] = np.where(inside.any(axis=1), inside.argmax(axis=1), -1)
-    where = cells.select(
-        pl.int_range(pl.len(), dtype=pl.Int64).alias("cell"),
-        "grid_code",
-        "division",
-        "street",
-        "community",
-    )
+def _cells_of(points: pl.DataFrame, grid: Cells) -> pl.DataFrame:
+    """Each point's cell, district, street and community, by the platform's own rule (the
+    smallest code among the cells that hold it, on the outlines as the spatial base holds
+    them): points by the thousand against the cells' tree at once, never a loop over points."""
+    placed = grid.grid.locate(points["longitude"].to_numpy(), points["latitude"].to_numpy())
+    where = grid.frame.select("grid_code", "street", "community")
     return (
         points.select("event_id")
-        .with_columns(cell=pl.Series(first, dtype=pl.Int64))
-        .join(where, on="cell", how="left", maintain_order="left")
-        .drop("cell")
+        .with_columns(placed["grid_code"], placed["division"])
+        .join(where, on="grid_code", how="left", maintain_order="left")
     )
 
 
@@ -444,7 +440,7 @@ class _Derived:
     reworks = 0
 
 
-def load(store, directory: Path, keys) -> dict[str, Any]:
+def load(store, directory: Path, keys, as_of: date) -> dict[str, Any]:
     """Cells from the spatial base, the year of events (placed in their cells by the spatial
     join), their steps, reporters and routing decisions, the classifier trained on the
     registered citizens' reports, and the events in the 事件基础库. Done once."""
@@ -479,8 +475,9 @@ def load(store, directory: Path, keys) -> dict[str, Any]:
             + (pl.col("reported_at") + pl.duration(hours=8)).dt.strftime("%Y%m%d")
             + (pl.col("id") + start).cast(pl.String).str.zfill(8),
         )
+        year_start, _ = year_of(as_of)
         versions = {
-            code: sla.current(session, code, YEAR_START) for code in frame["category"].unique()
+            code: sla.current(session, code, year_start) for code in frame["category"].unique()
         }
         numbers = dict(zip(frame["id"], frame["event_no"], strict=True))
         by_event: dict[int, list[dict]] = {}

@@ -9,9 +9,10 @@ import numpy as np
 import polars as pl
 from faker.providers.person.zh_CN import Provider as Names
 
+from citydata.demo import geography
 from citydata.demo.city import (
-    COMMUNITIES,
     DISTRICTS,
+    ESTATES,
     ETHNICITIES,
     FALLBACK_ID_CODE,
     ID_CODES,
@@ -22,7 +23,6 @@ from citydata.demo.city import (
 from citydata.standards.divisions import FIRST_ISSUE, division_name
 from citydata.standards.expressions import USCC_ALPHABET, credit_check_char, id_check_char
 
-REFERENCE_DAY = date(2026, 6, 30)  # "today" of the demo city, fixed so files never change
 PHONE_PREFIXES = [
     "130",
     "131",
@@ -69,30 +69,63 @@ def phones(rng: np.random.Generator, n: int) -> pl.Series:
     return pl.Series(prefix).cast(pl.String) + pl.Series(tail).cast(pl.String).str.zfill(8)
 
 
-def addresses(rng: np.random.Generator, district: np.ndarray) -> pl.Series:
-    names = {code: name for code, name, *_ in DISTRICTS}
-    road = np.array(
-        [
-            ROADS[d][i % len(ROADS[d])]
-            for d, i in zip(district, rng.integers(0, 1000, len(district)), strict=True)
-        ],
-        dtype=object,
+def residences(rng: np.random.Generator, district: np.ndarray) -> pl.DataFrame:
+    """For each of ``district`` (codes), a home in a real street and community of it, drawn by
+    the communities' weights: its address and the street's and community's codes. In a 社区 a
+    flat on one of the district's roads; in a 村 a house of a village group (组)."""
+    geo = geography.geography()
+    at = geography.communities_for(rng, district)
+    n = len(district)
+    names = {code: name for code, name, _ in DISTRICTS}
+    # one of the district's roads, all at once: its list, then an element of it
+    roads = pl.Series(district).replace_strict(ROADS, return_dtype=pl.List(pl.String))
+    pick_road = pl.Series(rng.integers(0, 1000, n))
+    road = (
+        pl.DataFrame({"roads": roads, "i": pick_road})
+        .select(pl.col("roads").list.get(pl.col("i") % pl.col("roads").list.len()))
+        .to_series()
     )
+    place = geo.communities[at]
     frame = pl.DataFrame(
         {
             "d": pl.Series(district).replace_strict(names),
+            "street": place["street"],
+            "community": place["community"],
+            "village": place["kind"] == "村",
             "road": road,
-            "no": rng.integers(1, 800, len(district)),
-            "community": pick(rng, COMMUNITIES, len(district)),
-            "building": rng.integers(1, 30, len(district)),
-            "room": rng.integers(1, 33, len(district)) * 100 + rng.integers(1, 6, len(district)),
+            "no": rng.integers(1, 800, n),
+            "estate": pick(rng, ESTATES, n),
+            "building": rng.integers(1, 30, n),
+            "room": rng.integers(1, 33, n) * 100 + rng.integers(1, 6, n),
+            "group": rng.integers(1, 16, n),
         }
     )
-    return frame.select(
-        pl.format(
-            "湖南省长沙市{}{}{}号{}小区{}栋{}室", "d", "road", "no", "community", "building", "room"
+    address = (
+        pl.when(pl.col("village"))
+        .then(pl.format("湖南省长沙市{}{}{}{}组{}号", "d", "street", "community", "group", "no"))
+        .otherwise(
+            pl.format(
+                "湖南省长沙市{}{}{}{}{}号{}小区{}栋{}室",
+                "d",
+                "street",
+                "community",
+                "road",
+                "no",
+                "estate",
+                "building",
+                "room",
+            )
         )
-    ).to_series()
+    )
+    return frame.select(
+        address.alias("address"),
+        place["street_code"].alias("street_code"),
+        place["community_code"].alias("community_code"),
+    )
+
+
+def addresses(rng: np.random.Generator, district: np.ndarray) -> pl.Series:
+    return residences(rng, district)["address"]
 
 
 def id_numbers(division: pl.Series, born: pl.Series, seq: pl.Series) -> pl.Series:
@@ -100,20 +133,21 @@ def id_numbers(division: pl.Series, born: pl.Series, seq: pl.Series) -> pl.Serie
     return pl.DataFrame({"f": first17}).select(pl.col("f") + id_check_char(pl.col("f"))).to_series()
 
 
-def _issuing_codes() -> pl.DataFrame:
+def _issuing_codes(as_of: date) -> pl.DataFrame:
     """(district, year) → the code a number first issued that year in that district carries:
     the district's first code (today's, then its predecessors) in use that year."""
     rows = [
         (district, year, next((c for c in codes if division_name(c, year)), FALLBACK_ID_CODE))
         for district, codes in ID_CODES.items()
-        for year in range(FIRST_ISSUE, REFERENCE_DAY.year + 1)
+        for year in range(FIRST_ISSUE, as_of.year + 1)
     ]
     return pl.DataFrame(
         rows, schema={"district": pl.String, "issued": pl.Int64, "code": pl.String}, orient="row"
     )
 
 
-def population(n: int, rng: np.random.Generator) -> pl.DataFrame:
+def population(n: int, rng: np.random.Generator, as_of: date) -> pl.DataFrame:
+    """``n`` residents alive on ``as_of``, per district by the 2020 census."""
     codes = [d[0] for d in DISTRICTS]
     district = pick(rng, codes, n, [d[2] for d in DISTRICTS]).astype(str)
     male = rng.random(n) < 0.51
@@ -121,9 +155,8 @@ def population(n: int, rng: np.random.Generator) -> pl.DataFrame:
     age_weights = np.where(ages < 60, 1.0, np.maximum(0.05, 1.0 - (ages - 60) / 36))
     age = rng.choice(ages, n, p=age_weights / age_weights.sum())
     days = (age * 365.25 + rng.integers(0, 365, n)).astype("int64")
-    born = pl.Series("born", np.datetime64(REFERENCE_DAY) - days.astype("timedelta64[D]")).cast(
-        pl.Date
-    )
+    # born up to the day before as_of: nobody is born on the demo's day itself
+    born = pl.Series("born", np.datetime64(as_of) - 1 - days.astype("timedelta64[D]")).cast(pl.Date)
     # A number carries the code of the county where it was first issued, and keeps it: the
     # first numbers went out in 1984–85 (most people by 1990), later ones at birth. So a woman
     # born in 1945 in 芙蓉区 holds 430102, in use only since 1983, and a man born in 1980 in
@@ -135,7 +168,7 @@ def population(n: int, rng: np.random.Generator) -> pl.DataFrame:
     )
     id_division = (
         pl.DataFrame({"district": district, "issued": issued})
-        .join(_issuing_codes(), on=["district", "issued"], how="left")
+        .join(_issuing_codes(as_of), on=["district", "issued"], how="left")
         .get_column("code")
         .fill_null(FALLBACK_ID_CODE)
     )
@@ -156,6 +189,7 @@ def population(n: int, rng: np.random.Generator) -> pl.DataFrame:
         male, pick(rng, Names.first_names_male, n), pick(rng, Names.first_names_female, n)
     )
     name = pl.Series(surname + given).cast(pl.String)
+    home = residences(rng, district)
     return pl.DataFrame(
         {
             "person_id": pl.int_range(1, n + 1, eager=True),
@@ -167,15 +201,17 @@ def population(n: int, rng: np.random.Generator) -> pl.DataFrame:
                 pick(rng, [e[0] for e in ETHNICITIES], n, [e[1] for e in ETHNICITIES])
             ).cast(pl.String),
             "division": pl.Series(district),
-            "address": addresses(rng, district),
+            "address": home["address"],
             "phone": phones(rng, n),
+            "street": home["street_code"],
+            "community": home["community_code"],
         }
     )
 
 
-def legal_persons(people: pl.DataFrame, rng: np.random.Generator) -> pl.DataFrame:
+def legal_persons(people: pl.DataFrame, rng: np.random.Generator, as_of: date) -> pl.DataFrame:
     n = max(len(people) // 10, 5)
-    adults = people.filter(pl.col("birth_date") < date(REFERENCE_DAY.year - 20, 1, 1))
+    adults = people.filter(pl.col("birth_date") < date(as_of.year - 20, 1, 1))
     rep = adults.sample(n, with_replacement=n > len(adults), seed=int(rng.integers(1 << 31)))
     district = pick(rng, [d[0] for d in DISTRICTS], n, [d[2] for d in DISTRICTS]).astype(str)
     alphabet = np.array(list(USCC_ALPHABET))
@@ -201,7 +237,7 @@ def legal_persons(people: pl.DataFrame, rng: np.random.Generator) -> pl.DataFram
         + pl.Series(form).cast(pl.String)
     )
     established = pl.Series(
-        np.datetime64("2026-06-30") - rng.integers(30, 40 * 365, n).astype("timedelta64[D]")
+        np.datetime64(as_of) - rng.integers(30, 40 * 365, n).astype("timedelta64[D]")
     ).cast(pl.Date)
     frame = pl.DataFrame(
         {

@@ -21,37 +21,45 @@ import numpy as np
 import polars as pl
 
 from citydata.db.base import advance_sequences
-from citydata.demo.city import DISTRICTS, STREETS
-from citydata.demo.people import REFERENCE_DAY
+from citydata.demo.city import DISTRICTS
+from citydata.demo.geography import geography
 from citydata.mechanisms.workdays import add_workdays_many
 
 POP, LEGAL, HEALTH = "101001/00000", "101002/00000", "101001/00004"
-YEAR_START = REFERENCE_DAY - timedelta(days=364)
 CASES_PER_RESIDENT = 3.0
 
 
+def last_day(as_of: date) -> date:
+    """The demo's last day of work: the day before ``as_of`` (its year ends as ``as_of`` begins)."""
+    return as_of - timedelta(days=1)
+
+
 def hall_units() -> list[dict]:
-    """The service halls below the city, as catalog units (level district/street/community)."""
+    """The service halls below the city, as catalog units (level district/street/community): a
+    政务服务中心 per district, the 便民服务中心 of every real street (乡镇/街道), and a 服务站 in
+    each street's first community (by code)."""
+    geo = geography()
     units = []
-    for code, district, *_ in DISTRICTS:
+    for code, district, _ in DISTRICTS:
         units.append(
             (f"zw{code}", f"{district}政务服务中心", f"{district}政务服务中心", "district")
         )
-        for i, (street, communities) in enumerate(STREETS[code], start=1):
+        streets = geo.streets.filter(pl.col("division") == code).sort("street_code")
+        for street_code, street in streets.select("street_code", "street").iter_rows():
             units.append(
                 (
-                    f"jd{code}{i:03d}",
+                    f"jd{street_code}",
                     f"{district}{street}便民服务中心",
                     f"{street}便民服务中心",
                     "street",
                 )
             )
-            community = communities[0]  # the street's first community has the station
+            first = geo.communities.filter(pl.col("street_code") == street_code).row(0, named=True)
             units.append(
                 (
-                    f"sq{code}{i:03d}",
-                    f"{district}{street}{community}服务站",
-                    f"{community}服务站",
+                    f"sq{first['community_code']}",
+                    f"{district}{street}{first['community']}服务站",
+                    f"{first['community']}服务站",
                     "community",
                 )
             )
@@ -217,9 +225,16 @@ def _days(start: date, offsets: np.ndarray) -> pl.Series:
 
 
 def cases(
-    doc: dict, people: pl.DataFrame, companies: pl.DataFrame, rng: np.random.Generator
+    doc: dict,
+    people: pl.DataFrame,
+    companies: pl.DataFrame,
+    rng: np.random.Generator,
+    as_of: date,
 ) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
-    """(cases, events, visits) of a year, every column an array: no loop over cases."""
+    """(cases, events, visits) of the year before ``as_of``, every column an array: no loop
+    over cases."""
+    ref = np.datetime64(last_day(as_of))  # nothing happens on or after as_of
+    year_start = last_day(as_of) - timedelta(days=364)
     matters = pl.DataFrame(
         [
             {
@@ -259,7 +274,7 @@ def cases(
         is_company, companies["name"].to_numpy()[company], people["name"].to_numpy()[person]
     )
 
-    submitted = _days(YEAR_START, rng.integers(0, 365, n))
+    submitted = _days(year_start, rng.integers(0, 365, n))
     fully = m["fully_online"].to_numpy()
     online = rng.random(n) < habits["online"][u]
     # A matter that needs a visit is applied for online as often, then visited once.
@@ -290,7 +305,6 @@ def cases(
     supplement_start = add_workdays_many(accepted, np.ones(n))
     supplement_end = add_workdays_many(supplement_start, pause)
     finished = add_workdays_many(accepted, duration + pause)
-    ref = np.datetime64(REFERENCE_DAY)
     pause_over = supplement & (supplement_end.to_numpy() <= ref)
     deadline = add_workdays_many(accepted, promised + np.where(pause_over, pause, 0))
     is_accepted = (accepted.to_numpy() <= ref) & ~refused_at_door
@@ -483,12 +497,17 @@ def truth(frame: pl.DataFrame) -> dict[str, Any]:
 
 
 def generate(
-    out: Path, units: list[dict], people: pl.DataFrame, companies: pl.DataFrame, seed: int
+    out: Path,
+    units: list[dict],
+    people: pl.DataFrame,
+    companies: pl.DataFrame,
+    seed: int,
+    as_of: date,
 ) -> dict:
     """``services/`` (matters, cases, events, visits) and ``truth/service_metrics.json``."""
     rng = np.random.default_rng(seed + 18)  # its own stream: the other files stay as they were
     doc = matters_doc(units)
-    frame, events, visit_rows = cases(doc, people, companies, rng)
+    frame, events, visit_rows = cases(doc, people, companies, rng, as_of)
     folder = out / "services"
     folder.mkdir(parents=True, exist_ok=True)
     public = {
@@ -507,9 +526,10 @@ def generate(
     return {"matters": len(doc["matters"]), "cases": frame.height}
 
 
-def load(store, directory: Path, keys) -> dict[str, int]:
-    """Matters, the service centre's sharing grants, and the year of cases, into the platform.
-    Done once: a platform that has cases already is left as it is."""
+def load(store, directory: Path, keys, as_of: date) -> dict[str, int]:
+    """Matters, the service centre's sharing grants (from the demo's day ``as_of``), and the
+    year of cases, into the platform. Done once: a platform that has cases already is left as
+    it is."""
     from sqlalchemy import func, insert, select
 
     from citydata.mechanisms import changes
@@ -526,7 +546,7 @@ def load(store, directory: Path, keys) -> dict[str, int]:
         if session.scalar(select(func.count()).select_from(Case)):
             return {}
         matter_rules.import_matters(session, doc, publish_all=True)
-    grant_platform(store)
+    grant_platform(store, as_of)
     frame = pl.read_parquet(folder / "cases.parquet")
     with store.session() as session:
         ids = dict(
@@ -663,9 +683,9 @@ PLATFORM_GRANTS = [  # what 市政务服务中心 asked for, and what it may see
 ]
 
 
-def grant_platform(store) -> int:
-    """The service centre's sharing applications, approved by the data bureau: the platform's
-    prefill and identity checks go through them (and stop if they are revoked)."""
+def grant_platform(store, today: date) -> int:
+    """The service centre's sharing applications, approved by the data bureau on ``today``: the
+    platform's prefill and identity checks go through them (and stop if they are revoked)."""
     from citydata.catalog.models import ResourceClass
     from citydata.demo.sharing import operator
     from citydata.services.shared import SERVICE_UNIT, SYSTEM
@@ -687,7 +707,8 @@ def grant_platform(store) -> int:
                 purpose=purpose,
                 legal_basis=basis,
                 system_name=SYSTEM,
-                valid_until=REFERENCE_DAY + timedelta(days=3650),
+                valid_until=today + timedelta(days=3650),
+                today=today,
             )
             if app.status == "pending":
                 share.decide(session, user, app.id, "approve", "政务服务平台履行法定职责所需")

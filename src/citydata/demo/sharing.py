@@ -190,14 +190,14 @@ class _InProcess:
         return status
 
 
-def replay(store: Store, calls: int = 300, seed: int = 2020) -> dict[str, Any]:
-    """Applications, then ``calls`` sharing calls through the API; returns what happened."""
+def replay(store: Store, today: date, calls: int = 300, seed: int = 2020) -> dict[str, Any]:
+    """Applications made on ``today`` (the demo's day), then ``calls`` sharing calls through the
+    API; returns what happened."""
     import asyncio
 
     from citydata.config import Settings
     from citydata.share.api import standalone
 
-    today = date.today()
     approved = _applications(store, today)
     if not approved:
         return {"applications": 0, "calls": 0}

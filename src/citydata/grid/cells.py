@@ -1,4 +1,4 @@
-"""单元网格: the cells come from the spatial base (its live masters with a boundary), copied
+"""单元网格: the cells come from the spatial base (its live masters of level 单元网格), copied
 with their bounding boxes so that a map can ask "which cells meet this box" in SQL. Points are
 placed in their cells by one spatial join over all of them: in PostGIS where the database has
 it (a ``geom`` column beside the WKT, GiST-indexed), else with shapely's STRtree. Where a point
@@ -18,6 +18,7 @@ from sqlalchemy.dialects.postgresql import ARRAY, DOUBLE_PRECISION
 from sqlalchemy.orm import Session
 
 from citydata.bases.models import Master
+from citydata.bases.spec import SPATIAL_LEVELS
 from citydata.grid.models import Cell
 from citydata.mechanisms import changes
 
@@ -29,14 +30,18 @@ def sync(session: Session) -> int:
             Master.base == "spatial", Master.merged_into.is_(None), Master.version > 0
         )
     ).all()
-    records = [r for r in records if r.get("boundary") and r.get("grid_code")]
+    records = [
+        r
+        for r in records
+        if r.get("boundary") and r.get("code") and r.get("level") == SPATIAL_LEVELS["cell"]
+    ]
     polygons = shapely.from_wkt([r["boundary"] for r in records], on_invalid="ignore")
     bounds = shapely.bounds(polygons) if records else np.empty((0, 4))
     session.execute(delete(Cell))
     rows = [
         {
-            "grid_code": r["grid_code"],
-            "name": r.get("name") or r["grid_code"],
+            "grid_code": r["code"],
+            "name": r.get("name") or r["code"],
             "division": r.get("division") or "",
             "street": r.get("street") or "",
             "community": r.get("community") or "",

@@ -185,17 +185,29 @@ def cells_geojson(session: Session, box: Box | None = None) -> dict:
     }
 
 
-def districts_geojson(cells: list[dict], names: dict[str, str]) -> dict:
-    """Each district's outline, the union of its ``cells`` (features of ``cells_geojson``), with
-    its name and a point for the label — the map draws districts from the city's own grid, not
-    from anyone's tiles."""
-    by_division: dict[str, list] = {}
-    for feature in cells:
-        shape = shapely.geometry.shape(feature["geometry"])
-        by_division.setdefault(feature["properties"]["division"], []).append(shape)
+def districts_geojson(session: Session, names: dict[str, str], box: Box | None = None) -> dict:
+    """Each district's outline from the spatial base (its areas of level 区县), with its name and
+    a point for the label; a district the base has no outline for (an installation that loaded
+    only its cells) is the union of its cells. With ``box``: the districts meeting it, clipped
+    to it. The map draws the city's own outlines, not anyone's tiles."""
+    from citydata.bases.service import spatial_areas
+
+    shapes = {
+        a["code"]: shapely.from_wkt(a["boundary"])
+        for a in spatial_areas(session, "district")
+        if a["code"]
+    }
+    for division in sorted(set(session.scalars(select(Cell.division).distinct())) - set(shapes)):
+        parts = session.scalars(select(Cell.boundary).where(Cell.division == division)).all()
+        shapes[division] = shapely.union_all(shapely.from_wkt(parts))
     features = []
-    for division, parts in sorted(by_division.items()):
-        outline = shapely.union_all(parts)
+    for division, outline in sorted(shapes.items()):
+        if outline is None or outline.is_empty:
+            continue
+        if box is not None:
+            outline = shapely.clip_by_rect(outline, box.west, box.south, box.east, box.north)
+            if outline.is_empty or outline.area == 0:
+                continue
         inside = outline.representative_point()
         features.append(
             {
@@ -264,7 +276,7 @@ def draw(
     cells = cells_geojson(session, box)["features"]
     shapes = [shapely.geometry.shape(f["geometry"]) for f in cells]
     districts = []
-    for feature in districts_geojson(cells, names)["features"]:
+    for feature in districts_geojson(session, names, box)["features"]:
         x, y = xy(*feature["properties"]["label_at"])
         outline = shapely.geometry.shape(feature["geometry"])
         districts.append(

@@ -10,7 +10,7 @@ from datetime import datetime
 from sqlalchemy import ForeignKey, Index, LargeBinary, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from citydata.db.base import Base, utcnow
+from citydata.db.base import Base, BigId, utcnow
 
 
 class Cell(Base):
@@ -59,7 +59,7 @@ class Event(Base):
         Index("ix_grid_events_near", "category", "latitude", "longitude"),
     )
 
-    id: Mapped[int] = mapped_column(primary_key=True)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
     event_no: Mapped[str] = mapped_column(String(24), unique=True)
     token: Mapped[str] = mapped_column(String(40), unique=True)  # Open311's, before an id
     category: Mapped[str] = mapped_column(String(8), index=True)
@@ -77,7 +77,7 @@ class Event(Base):
     photo_sha256: Mapped[str | None] = mapped_column(String(64))
     status: Mapped[str] = mapped_column(String(12), default="reported")
     unit_code: Mapped[str | None] = mapped_column(String(32))
-    duplicate_of: Mapped[int | None] = mapped_column(ForeignKey("grid_events.id"))
+    duplicate_of: Mapped[int | None] = mapped_column(BigId, ForeignKey("grid_events.id"))
     suggested: Mapped[list] = mapped_column(default=list)  # [[category, probability], …]
     reworks: Mapped[int] = mapped_column(default=0)
     reported_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
@@ -95,8 +95,8 @@ class Step(Base):
 
     __tablename__ = "grid_steps"
 
-    id: Mapped[int] = mapped_column(primary_key=True)
-    event_id: Mapped[int] = mapped_column(ForeignKey("grid_events.id"), index=True)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    event_id: Mapped[int] = mapped_column(BigId, ForeignKey("grid_events.id"), index=True)
     status: Mapped[str] = mapped_column(String(12))
     actor: Mapped[str] = mapped_column(String(100))
     unit_code: Mapped[str | None] = mapped_column(String(32))
@@ -112,9 +112,11 @@ class Reporter(Base):
 
     __tablename__ = "grid_reporters"
 
-    id: Mapped[int] = mapped_column(primary_key=True)
-    event_id: Mapped[int] = mapped_column(ForeignKey("grid_events.id"), index=True)
-    via_event_id: Mapped[int] = mapped_column(ForeignKey("grid_events.id"))  # the report made
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    event_id: Mapped[int] = mapped_column(BigId, ForeignKey("grid_events.id"), index=True)
+    via_event_id: Mapped[int] = mapped_column(
+        BigId, ForeignKey("grid_events.id")
+    )  # the report made
     kind: Mapped[str] = mapped_column(String(12))  # citizen/inspector/department/sensor
     name: Mapped[str] = mapped_column(String(100), default="")
     contact: Mapped[str] = mapped_column(String(400), default="")  # encrypted
@@ -128,8 +130,8 @@ class Routing(Base):
 
     __tablename__ = "grid_routings"
 
-    id: Mapped[int] = mapped_column(primary_key=True)
-    event_id: Mapped[int] = mapped_column(ForeignKey("grid_events.id"), index=True)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    event_id: Mapped[int] = mapped_column(BigId, ForeignKey("grid_events.id"), index=True)
     unit_code: Mapped[str] = mapped_column(String(32))
     rule: Mapped[str] = mapped_column(String(200))  # the rule's name, 类别默认, or 人工改派
     by: Mapped[str] = mapped_column(String(100))

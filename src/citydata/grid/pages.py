@@ -274,6 +274,7 @@ def map_page(
             },
             f=filters | {"overdue": overdue, "bbox": bbox},
             units=service.unit_names(session),
+            map_approval=request.app.state.settings.map_approval,
         )
 
 
@@ -291,12 +292,11 @@ def cells_geojson(request: Request, bbox: str = ""):
 
 @router.get("/grid/districts.geojson")
 def districts_geojson(request: Request):
-    """Each district's outline, the union of its cells, with its name."""
+    """Each district's outline from the spatial base, with its name."""
     with request.app.state.store.session() as session:
         try:
             _staff(request, session)
-            cells = mapping.cells_geojson(session)["features"]
-            found = mapping.districts_geojson(cells, service.division_names())
+            found = mapping.districts_geojson(session, service.division_names())
         except GridError as exc:
             return _json_refusal(exc)
     return Response(orjson.dumps(found), media_type="application/geo+json")

@@ -7,7 +7,7 @@ from datetime import datetime
 from sqlalchemy import ForeignKey, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from citydata.db.base import Base, utcnow
+from citydata.db.base import Base, BigId, utcnow
 
 
 class Batch(Base):
@@ -38,7 +38,7 @@ class Reject(Base):
 
     __tablename__ = "batch_rejects"
 
-    id: Mapped[int] = mapped_column(primary_key=True)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
     batch_id: Mapped[int] = mapped_column(ForeignKey("batches.id", ondelete="CASCADE"), index=True)
     row: Mapped[int]
     field: Mapped[str] = mapped_column(String(64))

@@ -16,8 +16,12 @@ def match_cmd(
     settings_path: Path = typer.Option(..., "--settings", exists=True, dir_okay=False),
     out_path: Path = typer.Option(..., "--out", help="每条记录的簇编号与匹配权重（CSV）"),
     review_path: Path | None = typer.Option(None, "--review", help="待人工确认的记录对（CSV）"),
+    engine: str = typer.Option(
+        "duckdb", "--engine", help="匹配引擎：duckdb（本机）或 spark（见 docs/scale.md）"
+    ),
 ) -> None:
     """Group the records of FILES that describe the same entity (Splink, Chinese-aware)."""
+    from citydata.match.engines import EngineError, check_engine
     from citydata.match.service import match_frames, read_table
     from citydata.match.settings import SettingsError, load_settings
 
@@ -28,11 +32,12 @@ def match_cmd(
             frame = read_table(path)
             settings.check_columns(frame.columns, path.name)
             frames[path.name] = frame
-    except (SettingsError, UnreadableFile) as exc:
+        check_engine(engine)
+    except (SettingsError, UnreadableFile, EngineError) as exc:
         fail(str(exc))
     start = time.perf_counter()
     with out.status(f"匹配 {sum(f.height for f in frames.values()):,} 条记录…"):
-        clusters, uncertain = match_frames(frames, settings)
+        clusters, uncertain = match_frames(frames, settings, engine)
     clusters.write_csv(out_path)
     if review_path:
         uncertain.write_csv(review_path)

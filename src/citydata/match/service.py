@@ -28,9 +28,10 @@ def read_table(path: Path) -> pl.DataFrame:
 
 
 def match_frames(
-    frames: dict[str, pl.DataFrame], settings: MatchSettings
+    frames: dict[str, pl.DataFrame], settings: MatchSettings, engine: str = "duckdb"
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """(clusters: source, record_id, cluster_id, match_weight; uncertain pairs for review)."""
+    """(clusters: source, record_id, cluster_id, match_weight; uncertain pairs for review),
+    the model run on ``engine`` (``duckdb`` or ``spark``)."""
     parts = []
     for source, frame in frames.items():
         settings.check_columns(frame.columns, source)
@@ -43,7 +44,7 @@ def match_frames(
         )
     records = prepare(pl.concat(parts), settings.columns).with_row_index(UID)
     records = records.with_columns(pl.col(UID).cast(pl.Int64))
-    pairs, clusters = train_and_predict(records, settings)
+    pairs, clusters, _ = train_and_predict(records, settings, engine)
     best = (
         pl.concat(
             [

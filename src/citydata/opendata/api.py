@@ -325,18 +325,20 @@ def datastore_search(request: Request, session: Session, params: dict) -> dict:
         )
     filters = _json_param(params.get("filters"), "filters")
     q = _json_param(params.get("q"), "q")
-    page = service.datastore_search(
-        session,
-        ds,
-        filters=filters,
-        q=q,
-        fields=_list(params.get("fields"), "fields") or None,
-        sort=str(params.get("sort") or ""),
-        limit=_int(params, "limit", 100),
-        offset=_int(params, "offset", 0),
-        include_total=_bool(params, "include_total", True),
-        next_page=params.get("next_page") or None,
-    )
+    # the rows may come from the read replica; the catalogue and the caller's rights did not
+    with request.app.state.store.read_session(alongside=session) as rows:
+        page = service.datastore_search(
+            rows,
+            ds,
+            filters=filters,
+            q=q,
+            fields=_list(params.get("fields"), "fields") or None,
+            sort=str(params.get("sort") or ""),
+            limit=_int(params, "limit", 100),
+            offset=_int(params, "offset", 0),
+            include_total=_bool(params, "include_total", True),
+            next_page=params.get("next_page") or None,
+        )
     start = f"/api/3/action/datastore_search?resource_id={resource_id}"
     if page.next_page:
         next_link = f"{start}&next_page={page.next_page}"

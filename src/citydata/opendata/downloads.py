@@ -52,7 +52,7 @@ def totals(session: Session, code: str) -> dict[str, int]:
 
 
 def _chunks(store: Store, ds: Dataset) -> Iterator[list[tuple]]:
-    with store.session() as session:
+    with store.read_session() as session:  # the replica's, if there is one
         yield from iter_rows(session, ds)
 
 

@@ -10,7 +10,7 @@ from datetime import date, datetime
 from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from citydata.db.base import Base, utcnow
+from citydata.db.base import Base, BigId, utcnow
 
 
 class Matter(Base):
@@ -112,7 +112,7 @@ class Case(Base):
         Index("ix_service_cases_opened", "opened_at"),
     )
 
-    id: Mapped[int] = mapped_column(primary_key=True)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
     case_no: Mapped[str] = mapped_column(String(40), unique=True)  # 办件编号
     matter_id: Mapped[int] = mapped_column(ForeignKey("service_matters.id"), index=True)
     bundle_code: Mapped[str | None] = mapped_column(String(40))
@@ -147,8 +147,8 @@ class CaseEvent(Base):
 
     __tablename__ = "service_case_events"
 
-    id: Mapped[int] = mapped_column(primary_key=True)
-    case_id: Mapped[int] = mapped_column(ForeignKey("service_cases.id"), index=True)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    case_id: Mapped[int] = mapped_column(BigId, ForeignKey("service_cases.id"), index=True)
     status: Mapped[str] = mapped_column(String(20))
     on: Mapped[date]  # the working day it counts on
     at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -162,8 +162,8 @@ class Visit(Base):
 
     __tablename__ = "service_visits"
 
-    id: Mapped[int] = mapped_column(primary_key=True)
-    case_id: Mapped[int] = mapped_column(ForeignKey("service_cases.id"), index=True)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    case_id: Mapped[int] = mapped_column(BigId, ForeignKey("service_cases.id"), index=True)
     on: Mapped[date]
     place: Mapped[str] = mapped_column(String(100), default="")
     by: Mapped[str] = mapped_column(String(64), default="")
@@ -174,8 +174,8 @@ class Upload(Base):
 
     __tablename__ = "service_uploads"
 
-    id: Mapped[int] = mapped_column(primary_key=True)
-    case_id: Mapped[int] = mapped_column(ForeignKey("service_cases.id"), index=True)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    case_id: Mapped[int] = mapped_column(BigId, ForeignKey("service_cases.id"), index=True)
     material: Mapped[str] = mapped_column(String(200))
     file_name: Mapped[str] = mapped_column(String(200))
     media_type: Mapped[str] = mapped_column(String(100))
@@ -191,8 +191,8 @@ class Discrepancy(Base):
 
     __tablename__ = "service_discrepancies"
 
-    id: Mapped[int] = mapped_column(primary_key=True)
-    case_id: Mapped[int] = mapped_column(ForeignKey("service_cases.id"), index=True)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    case_id: Mapped[int] = mapped_column(BigId, ForeignKey("service_cases.id"), index=True)
     field: Mapped[str] = mapped_column(String(64))
     class_code: Mapped[str] = mapped_column(String(40))
     master_id: Mapped[int | None]  # the base's record, so the owner can find and fix it
@@ -208,8 +208,8 @@ class FollowUp(Base):
 
     __tablename__ = "service_followups"
 
-    id: Mapped[int] = mapped_column(primary_key=True)
-    case_id: Mapped[int] = mapped_column(ForeignKey("service_cases.id"), unique=True)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    case_id: Mapped[int] = mapped_column(BigId, ForeignKey("service_cases.id"), unique=True)
     unit_code: Mapped[str] = mapped_column(String(32), index=True)
     due: Mapped[date]
     status: Mapped[str] = mapped_column(String(12), default="open")

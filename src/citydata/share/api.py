@@ -197,9 +197,14 @@ async def _serve(
     action: str,
     work: Callable[[Session, gateway.Caller, gateway.Resource, dict, _Call], Response | tuple],
     by_key: bool = False,
+    replica: bool = False,
 ) -> Response:
     """Check the caller and build the answer, then send it once its audit entry is committed;
     the commit is awaited without holding a thread.
+
+    ``replica``: ``work`` only reads the data delivered, which may come from the read replica;
+    the caller, its grant and quota are still read on the primary (a credential revoked a
+    moment ago stops this call), and the audit entry is written there.
 
     ``by_key`` calls (lookup, verify: at most 100 keys, indexed) run on the event loop: they are
     a few sub-millisecond queries, and handing them to a worker thread cost more than they do
@@ -213,7 +218,11 @@ async def _serve(
         def answer() -> Response:
             with call.store.session() as session:
                 caller, res = call.open(session, body)
-                result = work(session, caller, res, body, call)
+                if replica:
+                    with call.store.read_session(alongside=session) as reading:
+                        result = work(reading, caller, res, body, call)
+                else:
+                    result = work(session, caller, res, body, call)
             return result if isinstance(result, Response) else call.answer(*result)
 
         response = answer() if by_key else await run_in_threadpool(answer)
@@ -250,7 +259,7 @@ async def lookup(request: Request) -> Response:
         found = gateway.lookup(session, caller, res, keys, fields)
         return _delivered(found, fields), len(found.records), found.subjects
 
-    return await _serve(request, "lookup", work, by_key=True)
+    return await _serve(request, "lookup", work, by_key=True, replica=True)
 
 
 @share_router.post("/verify")
@@ -264,7 +273,7 @@ async def verify(request: Request) -> Response:
         answer, found, subjects = gateway.verify(session, caller, res, body.get("key"), claims)
         return {"found": found, "result": answer}, int(found), subjects
 
-    return await _serve(request, "verify", work, by_key=True)
+    return await _serve(request, "verify", work, by_key=True, replica=True)
 
 
 @share_router.post("/query")
@@ -289,7 +298,7 @@ async def query(request: Request) -> Response:
             page.subjects,
         )
 
-    return await _serve(request, "query", work)
+    return await _serve(request, "query", work, replica=True)
 
 
 def _limit(body: dict[str, Any]) -> int:
@@ -319,7 +328,7 @@ async def changes(request: Request) -> Response:
             feed.subjects,
         )
 
-    return await _serve(request, "changes", work)
+    return await _serve(request, "changes", work, replica=True)
 
 
 @share_router.post("/subscriptions")
@@ -383,7 +392,7 @@ async def export(request: Request) -> Response:
             headers={"X-Request-Id": call.request_id},
         )
 
-    return await _serve(request, "export", work)
+    return await _serve(request, "export", work, replica=True)
 
 
 def _hashed(chunks: Iterator[bytes], call: _Call) -> Iterator[bytes]:
@@ -424,7 +433,7 @@ def _stream(store, caller, res, fields, filters, fmt):
         buffer.write("\ufeff")
         writer.writeheader()
         yield flush()
-    with store.session() as session:
+    with store.read_session() as session:
         for page in gateway.export(session, caller, res, fields, filters):
             if fmt == "csv":
                 writer.writerows({k: neutralise(v) for k, v in r.items()} for r in page)

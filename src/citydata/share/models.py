@@ -8,7 +8,7 @@ from datetime import date, datetime
 from sqlalchemy import ForeignKey, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from citydata.db.base import Base, utcnow
+from citydata.db.base import Base, BigId, utcnow
 
 STATUS = {
     "pending": "待审核",
@@ -102,7 +102,7 @@ class ShareSubscription(Base):
     # credential's secret, which only the caller needs in clear) — encrypted with the
     # installation's key (citydata.keys), which is not in the database.
     signing_secret: Mapped[str] = mapped_column(String(300))
-    cursor: Mapped[int] = mapped_column(default=0)
+    cursor: Mapped[int] = mapped_column(BigId, default=0)  # a master_changes id
     failures: Mapped[int] = mapped_column(default=0)  # in a row; reset by a delivered notice
     next_attempt_at: Mapped[datetime | None]
     last_status: Mapped[str] = mapped_column(String(200), default="")

@@ -219,6 +219,8 @@ EN = {
     "按": "By ",
     "按期处置率": "On-time rate",
     "按网格汇总": "Counted per cell",
+    "审图号": "Map approval number",
+    "区县边界为示意，未经地图审核，不得公开展示": "Outlines for illustration only, not an approved map: not for public display",
     "描述": "Description",
     "改派": "Re-dispatch",
     "改派至…": "Re-dispatch to…",

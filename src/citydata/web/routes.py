@@ -1,13 +1,16 @@
-"""Routes every installation has, whatever its domains: the language switch, a health check and
-the API's interactive reference (Swagger UI served from /static, never from a CDN)."""
+"""Routes every installation has, whatever its domains: the language switch, health checks (the
+server's, the read replica's lag) and the API's interactive reference (Swagger UI served from /static, never from a CDN)."""
 
 from __future__ import annotations
+
+from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, RedirectResponse
 
 from citydata import __version__
+from citydata.db.replica import replica_lag
 from citydata.web.i18n import LANGUAGES
 
 router = APIRouter(include_in_schema=False)
@@ -25,6 +28,13 @@ def set_language(code: str, request: Request):
 @router.get("/healthz")
 def health() -> dict[str, str]:
     return {"status": "ok", "version": __version__}
+
+
+@router.get("/healthz/replica")
+def replica_health(request: Request) -> dict[str, Any]:
+    """How far the read replica lags (bytes of WAL, seconds), for the cockpit and monitoring:
+    figures only, never the replica's address."""
+    return replica_lag(request.app.state.store)
 
 
 SWAGGER_UI = "/static/vendor/swagger-ui"  # written by scripts/vendor-js

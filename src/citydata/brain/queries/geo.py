@@ -1,6 +1,6 @@
-"""The map's shapes: each district's outline as the union of its grid cells (the spatial base's
-单元网格, ``grid.mapping``), simplified for the screen — never a shape drawn by hand, never a
-tile from the internet."""
+"""The map's shapes: each district's outline from the spatial base (its areas of level 区县; the
+union of its grid cells for a district the base lacks, ``grid.mapping``), simplified for the
+screen — never a shape drawn by hand, never a tile from the internet."""
 
 from __future__ import annotations
 
@@ -15,8 +15,7 @@ TOLERANCE = 0.0003  # degrees, ~30 m: invisible at a district's scale, a fractio
 
 @query("geo.districts")
 def districts(ctx: Context) -> Payload:
-    cells = mapping.cells_geojson(ctx.session)["features"]
-    found = mapping.districts_geojson(cells, division_names())
+    found = mapping.districts_geojson(ctx.session, division_names())
     for feature in found["features"]:
         shape = shapely.geometry.shape(feature["geometry"])
         simpler = shape.simplify(TOLERANCE, preserve_topology=True)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
 
 import numpy as np
 import polars as pl
@@ -10,7 +10,7 @@ import polars as pl
 from citydata.demo.sources.source import Source, as_text, field_spec
 
 
-def housing_sources(houses: pl.DataFrame, rng: np.random.Generator) -> list[Source]:
+def housing_sources(houses: pl.DataFrame, rng: np.random.Generator, as_of: date) -> list[Source]:
     sold = (
         houses.filter(pl.col("owner_id_number").is_not_null())
         .sample(fraction=0.3, seed=int(rng.integers(1 << 31)))
@@ -81,7 +81,7 @@ def housing_sources(houses: pl.DataFrame, rng: np.random.Generator) -> list[Sour
                     "house_code",
                     pl.col("owner_id_number").alias("buyer_id_number"),
                     (pl.col("area") * 12000).round(0).alias("price"),
-                    pl.lit(date(2019, 5, 1))
+                    pl.lit(as_of - timedelta(days=2600))  # signed in the 2600 days before
                     .dt.offset_by(pl.format("{}d", pl.col("house_id") % 2000))
                     .alias("signed_at"),
                 )

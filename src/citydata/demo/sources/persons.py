@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
 
 import numpy as np
 import polars as pl
 
-from citydata.demo.people import REFERENCE_DAY
 from citydata.demo.sources.source import PERSONAL_CONDITION, Source, as_text, field_spec
 
 
-def person_sources(people: pl.DataFrame, rng: np.random.Generator) -> list[Source]:
+def person_sources(people: pl.DataFrame, rng: np.random.Generator, as_of: date) -> list[Source]:
     id_f = field_spec(
         "id_number", "公民身份号码", "C", 18, sensitivity="sensitive", rules=["id_number"]
     )
@@ -72,7 +71,7 @@ def person_sources(people: pl.DataFrame, rng: np.random.Generator) -> list[Sourc
             update_cycle="daily",
         )
     )
-    insured = subset(0.6, pl.col("birth_date") < date(REFERENCE_DAY.year - 18, 1, 1))
+    insured = subset(0.6, pl.col("birth_date") < date(as_of.year - 18, 1, 1))
     out.append(
         Source(
             "101001/00002",
@@ -100,7 +99,9 @@ def person_sources(people: pl.DataFrame, rng: np.random.Generator) -> list[Sourc
                     "birth_date",
                     "phone",
                     (
-                        pl.col("birth_date").dt.offset_by("18y").clip(upper_bound=REFERENCE_DAY)
+                        pl.col("birth_date")
+                        .dt.offset_by("18y")
+                        .clip(upper_bound=as_of - timedelta(days=1))
                     ).alias("insured_since"),
                 )
             ),
@@ -245,9 +246,7 @@ def person_sources(people: pl.DataFrame, rng: np.random.Generator) -> list[Sourc
     )
     pupils = subset(
         0.9,
-        pl.col("birth_date").is_between(
-            date(REFERENCE_DAY.year - 18, 9, 1), date(REFERENCE_DAY.year - 6, 8, 31)
-        ),
+        pl.col("birth_date").is_between(date(as_of.year - 18, 9, 1), date(as_of.year - 6, 8, 31)),
     )
     out.append(
         Source(

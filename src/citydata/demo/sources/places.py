@@ -1,79 +1,65 @@
-"""Places: grid cells, city components, events and monthly indicators — points inside the
-city's own grid."""
+"""Places: the districts', streets' and grid cells' outlines, city components, events and monthly
+indicators — on Changsha's real map (geography.py)."""
 
 from __future__ import annotations
 
+from datetime import date
+
 import numpy as np
 import polars as pl
+import shapely
 
-from citydata.demo.city import DISTRICTS, STREETS
+from citydata.bases.spec import SPATIAL_LEVELS
+from citydata.demo import geography
+from citydata.demo.city import DISTRICTS
 from citydata.demo.people import phones, pick
 from citydata.demo.sources.source import Source, as_text, field_spec
 
-
-def _box(code: str) -> tuple[float, float, float, float]:
-    return next(d[3] for d in DISTRICTS if d[0] == code)
+FINE_FROM = 100_000  # people: a city this large gets three lattice squares per community
 
 
-def _wkt(x0: float, y0: float, x1: float, y1: float) -> str:
-    return f"POLYGON(({x0:.4f} {y0:.4f},{x1:.4f} {y0:.4f},{x1:.4f} {y1:.4f},{x0:.4f} {y1:.4f},{x0:.4f} {y0:.4f}))"
+def cells(people_count: int) -> geography.Cells:
+    """The unit grid of a city of ``people_count``: finer for a large one."""
+    return geography.cells(3.0 if people_count >= FINE_FROM else 1.0)
 
 
 def grid_cells(people_count: int) -> pl.DataFrame:
-    """Each district cut into a k×k lattice of cells (k grows with the city's size): its west
-    half one street, its east half the other; each street's south half one community, its north
-    half the other. Codes as GB/T 30428.1 builds them: district (6) + street (3) + community (3)
-    + the cell's number in its community (2)."""
-    k = 4 if people_count < 100_000 else 10
-    half = k // 2
-    rows = []
-    for code, _, _, (x0, y0, x1, y1) in DISTRICTS:
-        dx, dy = (x1 - x0) / k, (y1 - y0) / k
-        for i in range(k):
-            for j in range(k):
-                s, c = i // half, j // half
-                street, communities = STREETS[code][s]
-                number = (i % half) * half + j % half + 1
-                rows.append(
-                    (
-                        f"{code}{s + 1:03d}{c + 1:03d}{number:02d}",
-                        f"{street}{communities[c]}第{number}网格",
-                        code,
-                        street,
-                        communities[c],
-                        _wkt(x0 + i * dx, y0 + j * dy, x0 + (i + 1) * dx, y0 + (j + 1) * dy),
-                        x0 + i * dx,
-                        y0 + j * dy,
-                        dx,
-                        dy,
-                    )
-                )
-    return pl.DataFrame(
-        rows,
-        schema=[
-            "grid_code",
-            "name",
-            "division",
-            "street",
-            "community",
-            "boundary",
-            "x",
-            "y",
-            "dx",
-            "dy",
-        ],
-        orient="row",
-    )
+    """The cells as a frame: code, name, division, street, community (names), their codes, the
+    WKT boundary and its box."""
+    return cells(people_count).frame
 
 
-def points_in_cells(cells: pl.DataFrame, n: int, rng: np.random.Generator) -> pl.DataFrame:
-    chosen = cells[rng.integers(0, len(cells), n)]
-    return chosen.select(
-        "grid_code",
-        "division",
-        (pl.col("x") + pl.Series(rng.random(n)) * pl.col("dx")).round(6).alias("longitude"),
-        (pl.col("y") + pl.Series(rng.random(n)) * pl.col("dy")).round(6).alias("latitude"),
+def points_in_cells(people_count: int, n: int, rng: np.random.Generator) -> pl.DataFrame:
+    """``n`` places where people are, each with its cell (see ``geography.points``)."""
+    return geography.points(n, rng, cells(people_count))
+
+
+def _wkt(shapes: np.ndarray) -> list[str]:
+    held = shapely.set_precision(shapes, geography.PRECISION)
+    return shapely.to_wkt(held, rounding_precision=6, trim=True).tolist()
+
+
+def areas() -> tuple[pl.DataFrame, pl.DataFrame]:
+    """The districts and the streets with their outlines, as the spatial base's classes send them."""
+    geo = geography.geography()
+    districts = pl.DataFrame(
+        {
+            "code": geo.districts["division"],
+            "level": SPATIAL_LEVELS["district"],
+            "name": geo.districts["name"],
+            "boundary": _wkt(geo.district_shapes),
+        }
     )
+    streets = pl.DataFrame(
+        {
+            "code": geo.streets["street_code"],
+            "level": SPATIAL_LEVELS["street"],
+            "name": geo.streets["street"],
+            "division": geo.streets["division"],
+            "boundary": _wkt(geo.street_shapes),
+        }
+    )
+    return districts, streets
 
 
 # The components the demo counts (GB/T 30428.2 小类 as categories.toml codes them), and how
@@ -100,7 +86,7 @@ def components(people_count: int, seed: int) -> pl.DataFrame:
     n = max(people_count // 20, 40)
     codes = list(COMPONENT_KINDS)
     weights = [w for _, w in COMPONENT_KINDS.values()]
-    placed = points_in_cells(grid_cells(people_count), n, rng).with_columns(
+    placed = points_in_cells(people_count, n, rng).with_columns(
         category=pl.Series(pick(rng, codes, n, weights)).cast(pl.String),
         status=pl.Series(pick(rng, ["完好", "损坏", "丢失"], n, [0.9, 0.08, 0.02])).cast(pl.String),
     )
@@ -113,16 +99,57 @@ def components(people_count: int, seed: int) -> pl.DataFrame:
     )
 
 
-def place_sources(people_count: int, rng: np.random.Generator, seed: int) -> list[Source]:
-    cells = grid_cells(people_count)
-    districts = pl.DataFrame(
-        [(c, n, _wkt(*box)) for c, n, _, box in DISTRICTS],
-        schema=["division", "name", "boundary"],
-        orient="row",
+def level(kind: str) -> dict:
+    """The spatial base's 层级 field, one value per class."""
+    return field_spec("level", "层级", "C", 10, required=True, enum=[SPATIAL_LEVELS[kind]])
+
+
+def _outlines(
+    code: str,
+    unit: str,
+    name: str,
+    summary: str,
+    key: dict,
+    kind: str,
+    fields: list[dict],
+    frame: pl.DataFrame,
+    fmt: str = "csv",
+) -> Source:
+    """A class of the spatial base: the areas of one level with their WKT outlines, sent clean
+    (a rejected outline would leave a hole in the map)."""
+    boundary = field_spec("boundary", "边界（WKT）", "G", required=True)
+    return Source(
+        code,
+        unit,
+        name,
+        summary,
+        "spatial",
+        [key, level(kind), *fields, boundary],
+        as_text(frame),
+        fmt,
+        "utf-8",
+        open_type="open",
+        update_cycle="yearly",
+        planted=False,
     )
+
+
+def months_before(as_of: date, count: int) -> list[str]:
+    """The ``count`` whole months before the month of ``as_of``, oldest first (``YYYY-MM``)."""
+    index = as_of.year * 12 + as_of.month - 1  # the month of as_of, counted from year 0
+    return [f"{m // 12}-{m % 12 + 1:02d}" for m in range(index - count, index)]
+
+
+def place_sources(
+    people_count: int, rng: np.random.Generator, seed: int, as_of: date
+) -> list[Source]:
+    lattice = grid_cells(people_count)
+    districts, streets = areas()
     ne = max(people_count // 10, 20)
     comp = components(people_count, seed)
-    events = points_in_cells(cells, ne, rng).with_columns(
+    # the last 180 days before the demo's day
+    start = np.datetime64(as_of, "s") - np.timedelta64(180 * 86400, "s")
+    events = points_in_cells(people_count, ne, rng).with_columns(
         event_id=pl.format("SJ{}", pl.int_range(1, ne + 1).cast(pl.String).str.zfill(9)),
         category=pl.Series(
             pick(
@@ -140,15 +167,14 @@ def place_sources(people_count: int, rng: np.random.Generator, seed: int) -> lis
             )
         ).cast(pl.String),
         reported_at=(
-            pl.lit(np.datetime64("2026-01-01T00:00:00"))
-            + pl.Series(rng.integers(0, 180 * 86400, ne)) * pl.duration(seconds=1)
+            pl.lit(start) + pl.Series(rng.integers(0, 180 * 86400, ne)) * pl.duration(seconds=1)
         ).dt.strftime("%Y-%m-%d %H:%M:%S"),
         status=pl.Series(pick(rng, ["待受理", "处置中", "已办结"], ne, [0.1, 0.2, 0.7])).cast(
             pl.String
         ),
         reporter_phone=phones(rng, ne),
     )
-    months = [f"{y}-{m:02d}" for y in (2024, 2025) for m in range(1, 13)]
+    months = months_before(as_of, 24)
     indicators = [
         ("地区生产总值", "亿元"),
         ("社会消费品零售总额", "亿元"),
@@ -171,44 +197,49 @@ def place_sources(people_count: int, rng: np.random.Generator, seed: int) -> lis
     grid = field_spec("grid_code", "网格编码", "C", 14)
     division = field_spec("division", "所属区县", "C", 6, required=True, rules=["division"])
     return [
-        Source(
+        _outlines(
             "101003/00001",
             "cszrzy",
             "区县行政区划",
             "各区县（市）行政区划边界",
-            "spatial",
-            [
-                field_spec("division", "行政区划代码", "C", 6, key=True, rules=["division"]),
-                field_spec("name", "名称", "C", 50, required=True),
-                field_spec("boundary", "边界（WKT）", "G", required=True),
-            ],
-            as_text(districts),
+            field_spec("code", "行政区划代码", "C", 6, key=True, rules=["division"]),
+            "district",
+            [field_spec("name", "名称", "C", 50, required=True)],
+            districts,
             "jsonl",
-            "utf-8",
-            open_type="open",
-            update_cycle="yearly",
         ),
-        Source(
+        _outlines(
+            "101003/00003",
+            "cszrzy",
+            "乡镇街道行政区划",
+            "各乡、镇、街道的统计用区划代码与边界",
+            field_spec("code", "乡镇街道代码", "C", 9, key=True),
+            "street",
+            [field_spec("name", "名称", "C", 50, required=True), division],
+            streets,
+        ),
+        _outlines(
             "101003/00002",
             "cscg",
             "网格单元",
-            "城市网格化管理的网格单元及边界",
-            "spatial",
+            "城市网格化管理的单元网格及边界（GB/T 30428.1 编码：村/社区代码 + 网格序号）",
+            field_spec("code", "网格编码", "C", 14, key=True),
+            "cell",
             [
-                field_spec("grid_code", "网格编码", "C", 14, key=True),
-                field_spec("name", "网格名称", "C", 50, required=True),
+                field_spec("name", "网格名称", "C", 100, required=True),
                 division,
                 field_spec("street", "所属街道", "C", 30, required=True),
                 field_spec("community", "所属社区", "C", 30, required=True),
-                field_spec("boundary", "边界（WKT）", "G", required=True),
             ],
-            as_text(
-                cells.select("grid_code", "name", "division", "street", "community", "boundary")
+            lattice.select(
+                pl.col("grid_code").alias("code"),
+                pl.lit(SPATIAL_LEVELS["cell"]).alias("level"),
+                "name",
+                "division",
+                "street",
+                "community",
+                "boundary",
             ),
-            "csv",
-            "utf-8",
-            open_type="open",
-            update_cycle="yearly",
         ),
         Source(
             "101004/00001",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
 
 import numpy as np
 import polars as pl
@@ -13,11 +13,12 @@ from citydata.demo.sources.source import Source, as_text, field_spec
 
 
 def register_sources(
-    companies: pl.DataFrame, people_count: int, rng: np.random.Generator
+    companies: pl.DataFrame, people_count: int, rng: np.random.Generator, as_of: date
 ) -> list[Source]:
     """Each department's own registers (行政许可、行政处罚 …), so that every unit sends files."""
     out = []
     rows = 40 + people_count // 400
+    first = as_of - timedelta(days=2300)  # the registers' records: the 2300 days before as_of
     for ui, (unit, _, short) in enumerate(UNITS, start=1):
         for ti, topic in enumerate(REGISTER_TOPICS[:8], start=1):
             subject = companies.sample(
@@ -53,7 +54,7 @@ def register_sources(
                 "subject",
                 "credit_code",
                 "division",
-                (pl.lit(date(2020, 1, 1)) + pl.duration(days=pl.col("days"))).alias("record_date"),
+                (pl.lit(first) + pl.duration(days=pl.col("days"))).alias("record_date"),
                 "amount",
                 "status",
                 "contact_phone",

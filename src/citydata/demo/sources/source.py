@@ -58,6 +58,9 @@ class Source:
     update_cycle: str = "monthly"
     format_class: str = "database"
     disagree: list[str] = field(default_factory=list)  # valid disagreements to inject
+    # False for the map's own outlines (districts, streets, cells): they come clean from the
+    # GIS, and a rejected outline would leave a hole in the city's map
+    planted: bool = True
 
 
 def as_text(frame: pl.DataFrame) -> pl.DataFrame:

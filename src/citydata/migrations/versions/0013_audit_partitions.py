@@ -2,8 +2,8 @@
 city's months), so retention drops whole months; subjects carry their entry's time; entries
 retention removed from inside the kept chain are remembered by their hashes
 
-Revision ID: 0012
-Revises: 0011
+Revision ID: 0013
+Revises: 0012
 Create Date: 2026-12-07 00:30:00
 """
 
@@ -12,8 +12,10 @@ from datetime import UTC, datetime, timedelta, timezone
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0012"
-down_revision = "0011"
+from citydata import clock
+
+revision = "0013"
+down_revision = "0012"
 branch_labels = None
 depends_on = None
 
@@ -71,17 +73,24 @@ def upgrade() -> None:
         batch_op.create_index("ix_audit_entries_request_id", ["request_id"], unique=False)
     op.create_table(
         "audit_removed",
-        sa.Column("id", sa.Integer(), autoincrement=False, nullable=False),
+        sa.Column(
+            "id",
+            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+            autoincrement=False,
+            nullable=False,
+        ),
         sa.Column("prev_hash", sa.String(length=64), nullable=False),
         sa.Column("entry_hash", sa.String(length=64), nullable=False),
-        sa.Column("anchor_id", sa.Integer(), nullable=False),
+        sa.Column(
+            "anchor_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
+        ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_audit_removed")),
     )
     op.create_index("ix_audit_removed_anchor_id", "audit_removed", ["anchor_id"], unique=False)
     if not postgres:
         return
     first = bind.execute(sa.text("SELECT min(at) FROM audit_entries")).scalar()
-    now = datetime.now(UTC)
+    now = clock.now()
     first = min(first or now, now)
     last = (now.astimezone(CITY).replace(day=1) + timedelta(days=32 * AHEAD)).astimezone(UTC)
     _partition(
