@@ -4,6 +4,11 @@ same population table (row JSON by primary key), both driven from a second proce
 
     python bench/share.py [--people 1000000] [--seconds 15] [--connections 16]
                           [--postgres postgresql+psycopg://postgres@127.0.0.1:5432/test]
+                          [--workers 1 2 4]
+
+``--workers`` runs citydata with each number of worker processes in turn behind one port
+(several need PostgreSQL, as ``citydata serve --workers`` does), against the same Datasette
+figure; each line says how many audit entries that run wrote against the answers it gave.
 
 The population base table is filled straight from the demo generator's people (resolving them is
 what bench/resolve.py measures). Datasette is installed into its own virtual environment under
@@ -179,8 +184,11 @@ def build(url: str, people: int, work: Path) -> tuple[str, list[tuple[int, str]]
     return secret, sample
 
 
-def serve_citydata(port: int, url: str, **env: str) -> subprocess.Popen:
-    """citydata under uvicorn on 127.0.0.1:``port``, on the database at ``url``."""
+def serve_citydata(port: int, url: str, workers: int = 1, **env: str) -> subprocess.Popen:
+    """citydata under uvicorn on 127.0.0.1:``port``, on the database at ``url``, with
+    ``workers`` processes (their metrics added up as ``citydata serve --workers`` does)."""
+    if workers > 1:
+        env.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="bench-metrics-"))
     return subprocess.Popen(
         [
             sys.executable,
@@ -190,6 +198,8 @@ def serve_citydata(port: int, url: str, **env: str) -> subprocess.Popen:
             "citydata.app:create_app",
             "--port",
             str(port),
+            "--workers",
+            str(workers),
             "--no-access-log",
             "--log-level",
             "warning",
@@ -201,6 +211,18 @@ def serve_citydata(port: int, url: str, **env: str) -> subprocess.Popen:
             **env,
         },
     )
+
+
+def audited(url: str) -> int:
+    from sqlalchemy import create_engine, func, select
+
+    from citydata.audit.models import AuditEntry
+
+    engine = create_engine(url)
+    with engine.connect() as conn:
+        count = conn.execute(select(func.count()).select_from(AuditEntry)).scalar() or 0
+    engine.dispose()
+    return count
 
 
 def datasette() -> Path:
@@ -220,7 +242,12 @@ def sqlite_copy(url: str, work: Path) -> Path:
     import polars as pl
 
     path = work / "datasette.db"
-    frame = pl.read_database_uri("SELECT * FROM base_population", url.replace("+psycopg", ""))
+    from sqlalchemy import create_engine
+
+    engine = create_engine(url)  # polars' own URI reader needs connectorx, not installed
+    with engine.connect() as conn:
+        frame = pl.read_database("SELECT * FROM base_population", conn)
+    engine.dispose()
     with sqlite3.connect(path) as conn:
         columns = frame.columns
         conn.execute(
@@ -262,6 +289,13 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=15)
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--postgres")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        nargs="+",
+        default=[1],
+        help="citydata's worker processes, each in turn",
+    )
     parser.add_argument("--drive", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--requests", help=argparse.SUPPRESS)
@@ -269,6 +303,8 @@ def main() -> None:
     if args.drive:
         drive_main(args)
         return
+    if max(args.workers) > 1 and not args.postgres:
+        raise SystemExit("--workers above 1 needs --postgres: SQLite is served by one process")
 
     with tempfile.TemporaryDirectory(prefix="citydata-bench-share-") as tmp:
         work = Path(tmp)
@@ -288,13 +324,13 @@ def main() -> None:
                 f"built {args.people:,} people in {time.perf_counter() - started:.1f} s", flush=True
             )
 
-            ours_port, theirs_port = _port(), _port()
-            ours = serve_citydata(ours_port, url)
+            theirs_port = _port()
+            copy = sqlite_copy(url, work)  # once: a second copy would find its table there
             theirs = subprocess.Popen(
                 [
                     str(datasette()),
                     "serve",
-                    str(sqlite_copy(url, work)),
+                    str(copy),
                     "--port",
                     str(theirs_port),
                     "--setting",
@@ -305,53 +341,52 @@ def main() -> None:
                 stderr=subprocess.DEVNULL,
             )
             try:
-                _wait(ours_port, "/healthz")
                 _wait(theirs_port, "/-/versions.json")
-                db_name = Path(sqlite_copy(url, work)).stem
-                ours_requests = []
-                for _, key in sample:
-                    body = json.dumps(
-                        {
-                            "keys": [key],
-                            "fields": ["name", "id_number", "sex", "birth_date", "phone"],
-                        }
-                    ).encode()
-                    ours_requests.append(
-                        b"POST /api/share/v1/lookup HTTP/1.1\r\nHost: bench\r\n"
-                        + f"Authorization: Bearer {secret}\r\nX-Citydata-User-Id: bench\r\nX-Citydata-Case-Id: BENCH-1\r\n".encode()
-                        + b"Content-Type: application/json\r\n"
-                        + f"Content-Length: {len(body)}\r\n\r\n".encode()
-                        + body
-                    )
+                db_name = copy.stem
                 theirs_requests = [
                     f"GET /{db_name}/base_population/{master_id}.json HTTP/1.1\r\nHost: bench\r\n\r\n".encode()
                     for master_id, _ in sample
                 ]
-                a = measure(ours_port, ours_requests, args.seconds, args.connections, work)
                 b = measure(theirs_port, theirs_requests, args.seconds, args.connections, work)
             finally:
-                ours.terminate()
                 theirs.terminate()
-                ours.wait()
                 theirs.wait()
-            from sqlalchemy import create_engine, func, select
-
-            from citydata.audit.models import AuditEntry
-
-            engine = create_engine(url)
-            with engine.connect() as conn:
-                audited = conn.execute(select(func.count()).select_from(AuditEntry)).scalar()
-            engine.dispose()
-            print(
-                f"citydata lookups : {a['rps']:>8} req/s  p50 {a['p50_ms']} ms  p99 {a['p99_ms']} ms  statuses {a['statuses']}"
-            )
             print(
                 f"Datasette rows   : {b['rps']:>8} req/s  p50 {b['p50_ms']} ms  p99 {b['p99_ms']} ms  statuses {b['statuses']}"
             )
-            print(f"audit entries written: {audited:,} (every lookup answered, warm-up included)")
-            print(
-                f"ratio citydata/Datasette: {a['rps'] / b['rps']:.2f}  (target >= 1.0 with p99 < 50 ms; aim 3.0)"
-            )
+            ours_requests = []
+            for _, key in sample:
+                body = json.dumps(
+                    {"keys": [key], "fields": ["name", "id_number", "sex", "birth_date", "phone"]}
+                ).encode()
+                ours_requests.append(
+                    b"POST /api/share/v1/lookup HTTP/1.1\r\nHost: bench\r\n"
+                    + f"Authorization: Bearer {secret}\r\nX-Citydata-User-Id: bench\r\nX-Citydata-Case-Id: BENCH-1\r\n".encode()
+                    + b"Content-Type: application/json\r\n"
+                    + f"Content-Length: {len(body)}\r\n\r\n".encode()
+                    + body
+                )
+            for workers in args.workers:
+                ours_port = _port()
+                before = audited(url)
+                ours = serve_citydata(ours_port, url, workers)
+                try:
+                    _wait(ours_port, "/healthz")
+                    time.sleep(1.0 * workers)  # every worker up, not just the first to answer
+                    a = measure(ours_port, ours_requests, args.seconds, args.connections, work)
+                finally:
+                    ours.terminate()
+                    ours.wait()
+                written = audited(url) - before
+                print(
+                    f"citydata lookups ({workers} worker{'s' if workers > 1 else ''}): {a['rps']:>8} req/s  "
+                    f"p50 {a['p50_ms']} ms  p99 {a['p99_ms']} ms  statuses {a['statuses']}  "
+                    f"audit entries {written:,} (answers {a['requests']:,} + warm-up)"
+                )
+                print(
+                    f"ratio citydata/Datasette with {workers}: {a['rps'] / b['rps']:.2f}  "
+                    "(target >= 3.0 with p99 < 50 ms and every answer audited)"
+                )
         finally:
             if args.postgres:
                 with admin.connect() as conn:

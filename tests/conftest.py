@@ -88,6 +88,19 @@ def db_url(template_db, tmp_path):
         yield f"sqlite:///{path}"
 
 
+@pytest.fixture
+def empty_url(tmp_path):
+    """A database with nothing in it, not even the schema: where a backup is restored, or an
+    old schema is made to be upgraded."""
+    if PG_URL:
+        name = f"citydata_empty_{uuid.uuid4().hex[:12]}"
+        yield _pg_create(name)
+        _pg_drop(name)
+    else:
+        (tmp_path / "empty").mkdir(exist_ok=True)
+        yield f"sqlite:///{tmp_path / 'empty' / 'citydata.db'}"
+
+
 @pytest.fixture(scope="session")
 def demo_catalog(tmp_path_factory) -> Path:
     """The demo city's catalog (37 units, 700 classes), generated once for the whole run."""

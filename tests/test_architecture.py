@@ -44,6 +44,7 @@ DOMAIN_FILES = {
     "share": {"models", "service", "permissions", "api", "pages", "cli", "gateway"},
     "services": {"models", "service", "permissions", "api", "pages", "cli", "cases", "matters"},
     "grid": {"models", "service", "permissions", "api", "pages", "cli", "events", "sla"},
+    "ops": {"service", "cli", "api", "backup", "jobs", "metrics"},
 }
 
 

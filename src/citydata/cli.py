@@ -5,6 +5,8 @@ from __future__ import annotations
 import atexit
 import gc
 import json
+import os
+import tempfile
 from pathlib import Path
 
 import typer
@@ -20,6 +22,7 @@ from citydata.demo.cli import DEFAULT_DIR, demo_app, generate_cmd, load_cmd
 from citydata.grid.cli import grid_app
 from citydata.ingest.cli import batch_app, ingest_cmd, quality_cmd
 from citydata.match.cli import match_cmd
+from citydata.ops.cli import backup_cmd, restore_cmd
 from citydata.services.cli import services_app
 from citydata.services.identity import rekey
 from citydata.share.cli import audit_app, share_app
@@ -51,6 +54,8 @@ app.add_typer(audit_app, name="audit")
 app.add_typer(services_app, name="services")
 app.add_typer(grid_app, name="grid")
 app.add_typer(brain_app, name="brain")
+app.command("backup")(backup_cmd)
+app.command("restore")(restore_cmd)
 
 
 @app.command()
@@ -104,15 +109,43 @@ def rotate_keys() -> None:
 def serve(
     host: str = typer.Option("127.0.0.1", "--host"),
     port: int = typer.Option(8000, "--port"),
+    workers: int = typer.Option(
+        1, "--workers", "-w", min=1, help="服务进程数（PostgreSQL；SQLite 只能一个）"
+    ),
 ) -> None:
-    """Serve the platform's pages and API."""
+    """Serve the platform's pages and API: one process, or ``--workers N`` behind one port
+    (PostgreSQL), whose limits, quotas, audit chain and scheduled work behave as one."""
     import uvicorn
 
-    from citydata.app import create_app
+    from citydata.ops.service import ServingRefused, serving
 
+    settings = Settings.from_env()
+    try:
+        guard = serving(settings.database_url, workers)
+    except ServingRefused as exc:
+        fail(str(exc))
     # The client's address is ours to work out (citydata.web.client): uvicorn must not take
     # X-Forwarded-For from anyone, which it does by default for requests from 127.0.0.1.
-    uvicorn.run(create_app(), host=host, port=port, log_level="info", proxy_headers=False)
+    with guard:
+        if workers == 1:
+            from citydata.app import create_app
+
+            uvicorn.run(create_app(), host=host, port=port, log_level="info", proxy_headers=False)
+        else:  # each worker process builds its own app from the same environment
+            # the workers' counts, added up by whichever answers /metrics (ops/metrics.py)
+            if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+                os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(
+                    prefix="citydata-metrics-"
+                )
+            uvicorn.run(
+                "citydata.app:create_app",
+                factory=True,
+                workers=workers,
+                host=host,
+                port=port,
+                log_level="info",
+                proxy_headers=False,
+            )
 
 
 # The main job spans every domain, so it is wired here rather than in demo/.
@@ -135,7 +168,7 @@ def demo_run(
         f"  （数据库 {Settings.from_env().database_url}）",
         highlight=False,
     )
-    serve(host, port)
+    serve(host, port, 1)
 
 
 if __name__ == "__main__":

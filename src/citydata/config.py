@@ -50,12 +50,17 @@ class Settings:
     webhook_seconds: float = 10  # how often the server sends due webhook notices; 0: never
     # how often the server looks for stale cockpit summaries (and pages for new ones); 0: never
     brain_seconds: float = 30
+    # Whether this process takes part in the scheduled work (webhook rounds, refreshes,
+    # retention); each round runs once across every process that does (mechanisms.schedule).
+    schedule: bool = True
+    audit_years: int = 20  # audit entries are kept this long, then dropped by the schedule
     # Only these addresses (or networks) may tell us the client's address (X-Forwarded-For)
     # and scheme (X-Forwarded-Proto); nobody by default.
     trusted_proxies: tuple[str, ...] = ()
     # Webhook hosts an administrator allows although they resolve to private addresses.
     webhook_allow_hosts: tuple[str, ...] = ()
     open_sql_url: str | None = None  # PostgreSQL: the reader role's URL, if made by hand
+    metrics_token: str = ""  # a scraper's bearer token for /metrics; none: this machine only
     # The 审图号 of the approved base map the spatial base holds (地图审核管理规定): shown on
     # every map; empty: the map says its outlines are for illustration only.
     map_approval: str = ""
@@ -80,9 +85,12 @@ class Settings:
             open_rate_per_minute=int(env.get("CITYDATA_OPEN_RATE", cls.open_rate_per_minute)),
             webhook_seconds=float(env.get("CITYDATA_WEBHOOK_SECONDS", cls.webhook_seconds)),
             brain_seconds=float(env.get("CITYDATA_BRAIN_SECONDS", cls.brain_seconds)),
+            schedule=env.get("CITYDATA_SCHEDULE", "1").strip().lower() not in {"0", "off", "no"},
+            audit_years=int(env.get("CITYDATA_AUDIT_YEARS", cls.audit_years)),
             trusted_proxies=_list(env.get("CITYDATA_TRUSTED_PROXIES")),
             webhook_allow_hosts=_list(env.get("CITYDATA_WEBHOOK_ALLOW_HOSTS")),
             open_sql_url=env.get("CITYDATA_OPEN_SQL_URL") or None,
+            metrics_token=env.get("CITYDATA_METRICS_TOKEN", ""),
             map_approval=env.get("CITYDATA_MAP_APPROVAL", "").strip(),
             read_database_url=env.get("CITYDATA_READ_DATABASE_URL") or None,
             limits=Limits.from_env(),

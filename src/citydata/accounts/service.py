@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 from citydata.accounts.models import ROLES, ApiToken, AuthFailure, User, UserSession
 from citydata.db.base import as_utc, utcnow
 from citydata.mechanisms.credentials import digest  # tokens are kept as credentials are
+from citydata.mechanisms.locks import hold
 
 TOKEN_PREFIX = "cdt"
 _hasher = PasswordHasher()
@@ -266,7 +267,12 @@ def end_sessions(session: Session, user: User) -> None:
 @dataclass(frozen=True)
 class Throttle:
     """At most ``limit`` failures per key within ``window``; beyond, the check is refused
-    (even a right answer) until the oldest failure leaves the window."""
+    (even a right answer) until the oldest failure leaves the window.
+
+    ``wait`` holds the key's lock until the session's transaction ends (``mechanisms.locks``):
+    attempts with one key are judged one after another, each after the failures of those before
+    it were committed, so concurrent guesses — from any number of processes — get exactly
+    ``limit`` tries, not one each."""
 
     scope: str
     limit: int
@@ -275,6 +281,7 @@ class Throttle:
     def wait(self, session: Session, key: str, now: datetime | None = None) -> int:
         """Seconds until ``key`` may try again; 0 when it may now."""
         now = now or utcnow()
+        hold(session, f"throttle:{self.scope}:{key[:200]}")
         since = now - self.window
         count, oldest = session.execute(
             select(func.count(), func.min(AuthFailure.at)).where(

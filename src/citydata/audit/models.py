@@ -1,11 +1,16 @@
-"""The audit log's tables: one entry per audited read, whose records it delivered, and the
-chain's head."""
+"""The audit log's tables: one entry per audited read, whose records it delivered, the chain's
+head, and what retention removed from inside the kept chain.
+
+On PostgreSQL entries and subjects are partitioned by month of ``at`` (in the city's time):
+retention drops whole months, and their keys carry ``at`` (the partition key), so they hold no
+foreign key between them and ``request_id`` is indexed, not unique (a UUID4 needs no
+constraint)."""
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Index, String
+from sqlalchemy import Index, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from citydata.db.base import Base, BigId
@@ -20,7 +25,7 @@ class AuditEntry(Base):
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)  # the chain's order
     at: Mapped[datetime]
-    request_id: Mapped[str] = mapped_column(String(36), unique=True)
+    request_id: Mapped[str] = mapped_column(String(36), index=True)
     key_id: Mapped[str | None] = mapped_column(String(16), index=True)
     consumer_code: Mapped[str | None] = mapped_column(String(32))
     system_name: Mapped[str | None] = mapped_column(String(100))
@@ -49,8 +54,9 @@ class AuditSubject(Base):
 
     __tablename__ = "audit_subjects"
 
-    audit_id: Mapped[int] = mapped_column(BigId, ForeignKey("audit_entries.id"), primary_key=True)
+    audit_id: Mapped[int] = mapped_column(BigId, primary_key=True)  # audit_entries.id
     master_id: Mapped[int] = mapped_column(BigId, primary_key=True, index=True)
+    at: Mapped[datetime]  # the entry's, so a month's subjects go with its entries
 
 
 class AuditHead(Base):
@@ -65,3 +71,17 @@ class AuditHead(Base):
     # Where the kept chain starts once retention has pruned older entries.
     first_id: Mapped[int] = mapped_column(BigId, default=1)
     first_prev_hash: Mapped[str] = mapped_column(String(64))
+
+
+class AuditRemoved(Base):
+    """An entry retention removed from inside the kept chain: dropping a month's partition also
+    takes the few entries of that month written after the next month's first (a call begun at
+    23:59:59.9 recorded a moment later). Their hashes let `verify` step over them; the anchor
+    entry that removed them holds a digest of these rows, so none can be added to hide a gap."""
+
+    __tablename__ = "audit_removed"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=False)  # the entry's id
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    entry_hash: Mapped[str] = mapped_column(String(64))
+    anchor_id: Mapped[int] = mapped_column(BigId, index=True)  # the retention entry that removed it

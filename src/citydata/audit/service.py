@@ -13,17 +13,19 @@ import contextlib
 import hashlib
 import queue
 import threading
+import time
 import uuid
+from collections.abc import Callable
 from concurrent.futures import Future, InvalidStateError
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import bindparam, case, delete, func, insert, select, update
+from sqlalchemy import bindparam, case, func, insert, select, update
 from sqlalchemy.orm import Session
 
-from citydata.audit.models import AuditEntry, AuditHead, AuditSubject
+from citydata.audit.models import AuditEntry, AuditHead, AuditRemoved, AuditSubject
 from citydata.db.base import as_utc
 from citydata.db.engine import Store
 
@@ -53,7 +55,9 @@ HASHED = (
 # An export's body is streamed after its entry is written; a closing entry of this action holds
 # the body's hash. It records the same read, so it is not a call of its own.
 EXPORT_END = "export_end"
-IS_CALL = AuditEntry.action != EXPORT_END
+# Retention writes an anchor entry: what it removed, and where the kept chain now starts.
+RETENTION = "retention"
+IS_CALL = AuditEntry.action.notin_((EXPORT_END, RETENTION))
 GROUP_MAX = 500  # entries per commit
 WAIT_SECONDS = 30
 
@@ -164,7 +168,9 @@ def append(session: Session, entries: list[dict[str, Any]]) -> list[int]:
         row = {**canonical(entry), "id": last_id, "prev_hash": last_hash}
         row["entry_hash"] = last_hash = entry_hash(row["prev_hash"], row)
         rows.append(row)
-        subjects += [{"audit_id": last_id, "master_id": m} for m in row["subjects"]]
+        subjects += [
+            {"audit_id": last_id, "master_id": m, "at": row["at"]} for m in row["subjects"]
+        ]
     conn.execute(_INSERT_ENTRIES, rows)
     if subjects:
         conn.execute(_INSERT_SUBJECTS, subjects)
@@ -188,16 +194,18 @@ class AuditLog:
     """The per-process writer. ``write`` returns once the entry is committed, or raises; the
     caller awaits it without holding a thread."""
 
-    def __init__(self, store: Store):
+    def __init__(self, store: Store, observe: Callable[[list[float], int], None] | None = None):
         self.store = store
-        self._queue: queue.SimpleQueue[tuple[dict, Future]] = queue.SimpleQueue()
+        # told, after each group, how long its entries waited (seconds) and how many still wait
+        self.observe = observe
+        self._queue: queue.SimpleQueue[tuple[dict, Future, float]] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
 
     def submit(self, entry: dict[str, Any]) -> Future:
         """A future of the entry's id, set once the group holding it has committed."""
         done: Future = Future()
-        self._queue.put((entry, done))
+        self._queue.put((entry, done, time.monotonic()))
         self._start()
         return done
 
@@ -229,13 +237,17 @@ class AuditLog:
                 except queue.Empty:
                     break
             try:
-                ids = self.commit([entry for entry, _ in group])
+                ids = self.commit([entry for entry, _, _ in group])
             except Exception:  # one bad entry must not fail its neighbours
-                for entry, done in group:
+                for entry, done, _ in group:
                     self._alone(entry, done)
-                continue
-            for (_, done), entry_id in zip(group, ids, strict=True):
-                _settle(done, entry_id)
+            else:
+                for (_, done, _), entry_id in zip(group, ids, strict=True):
+                    _settle(done, entry_id)
+            if self.observe is not None:
+                finished = time.monotonic()
+                with contextlib.suppress(Exception):  # the figures are not worth a call
+                    self.observe([finished - t for _, _, t in group], self._queue.qsize())
 
     def _alone(self, entry: dict[str, Any], done: Future) -> None:
         """Write one entry by itself; if even that fails, write what is surely writable about
@@ -329,12 +341,40 @@ class VerifyReport:
         return not self.problems
 
 
+def removed_digest(rows: list[tuple[int, str, str]]) -> str:
+    """The hash an anchor entry keeps of the entries it removed from inside the kept chain."""
+    lines = "".join(f"{i}:{p}:{h}\n" for i, p, h in sorted(rows))
+    return hashlib.sha256(lines.encode()).hexdigest()
+
+
 def verify(session: Session, chunk: int = 5000) -> VerifyReport:
     """Walk the chain in order: each entry must hash to its ``entry_hash``, name the previous
-    entry's hash, and follow it without a gap; the head must name the last entry."""
+    entry's hash, and follow it without a gap; the head must name the last entry. An entry
+    retention removed from inside the kept chain is stepped over by its kept hashes, which its
+    anchor entry vouches for; where the kept chain starts must be what the last anchor said."""
     head = ensure_head(session)
     report = VerifyReport()
+    problem = report.problems.append
+    removed = {
+        r.id: r for r in session.execute(select(AuditRemoved).order_by(AuditRemoved.id)).scalars()
+    }
+    anchors: dict[int, dict[str, Any]] = {}
     expected_id, expected_prev = head.first_id, head.first_prev_hash
+
+    def step_over(until: int) -> None:
+        nonlocal expected_id, expected_prev
+        while expected_id < until and expected_id in removed:
+            gone = removed[expected_id]
+            if gone.prev_hash != expected_prev:
+                problem(
+                    {
+                        "id": gone.id,
+                        "problem": "broken_link",
+                        "detail": "已清理记录的前一条哈希不符",
+                    }
+                )
+            expected_id, expected_prev = expected_id + 1, gone.entry_hash
+
     after = head.first_id - 1
     names = (*HASHED, *HASHED_IF_SET, "prev_hash", "entry_hash")
     columns = [AuditEntry.__table__.c[c] for c in names]
@@ -359,33 +399,55 @@ def verify(session: Session, chunk: int = 5000) -> VerifyReport:
             indexed.setdefault(audit_id, set()).add(master_id)
         for row in rows:
             if indexed.get(row["id"], set()) != set(row["subjects"] or []):
-                report.problems.append(
+                problem(
                     {"id": row["id"], "problem": "subjects", "detail": "被读取人索引与记录不符"}
                 )
             report.entries += 1
+            step_over(row["id"])
             if row["id"] != expected_id:
-                report.problems.append(
-                    {"id": row["id"], "problem": "gap", "detail": f"应为第 {expected_id} 条"}
-                )
+                problem({"id": row["id"], "problem": "gap", "detail": f"应为第 {expected_id} 条"})
             if row["prev_hash"] != expected_prev:
-                report.problems.append(
-                    {"id": row["id"], "problem": "broken_link", "detail": "前一条的哈希不符"}
-                )
+                problem({"id": row["id"], "problem": "broken_link", "detail": "前一条的哈希不符"})
             if entry_hash(row["prev_hash"], dict(row)) != row["entry_hash"]:
-                report.problems.append(
-                    {"id": row["id"], "problem": "altered", "detail": "内容与哈希不符"}
-                )
+                problem({"id": row["id"], "problem": "altered", "detail": "内容与哈希不符"})
+            if row["action"] == RETENTION:
+                anchors[row["id"]] = row["query"] or {}
             expected_id, expected_prev = row["id"] + 1, row["entry_hash"]
         after = rows[-1]["id"]
+    step_over(head.last_id + 1)
     if head.last_id != expected_id - 1 or head.last_hash != expected_prev:
-        report.problems.append(
+        problem(
             {
                 "id": head.last_id,
                 "problem": "tail",
                 "detail": f"链头记录第 {head.last_id} 条，实际最后一条为第 {expected_id - 1} 条",
             }
         )
+    _check_anchors(head, removed, anchors, problem)
     return report
+
+
+def _check_anchors(head: AuditHead, removed: dict, anchors: dict, problem) -> None:
+    by_anchor: dict[int, list[tuple[int, str, str]]] = {}
+    for gone in removed.values():
+        by_anchor.setdefault(gone.anchor_id, []).append((gone.id, gone.prev_hash, gone.entry_hash))
+    for anchor_id, rows in by_anchor.items():
+        query = anchors.get(anchor_id)
+        if query is None or query.get("removed_sha256") != removed_digest(rows):
+            problem({"id": anchor_id, "problem": "removed", "detail": "已清理记录与清理锚点不符"})
+    if head.first_id > 1:
+        last = anchors[max(anchors)] if anchors else {}
+        if (last.get("first_kept"), last.get("first_kept_prev")) != (
+            head.first_id,
+            head.first_prev_hash,
+        ):
+            problem(
+                {
+                    "id": head.first_id,
+                    "problem": "start",
+                    "detail": "链的起点不是保留期清理锚点所记",
+                }
+            )
 
 
 def entry_dict(e: AuditEntry) -> dict[str, Any]:
@@ -469,25 +531,10 @@ def usage_totals(rows: list[dict[str, Any]], top: int = 5) -> dict[str, list[dic
     return {"days": sorted(days.values(), key=lambda d: d["day"]), "units": busiest[:top]}
 
 
-def prune(session: Session, retention_years: int, today: date | None = None) -> int:
-    """Drop entries older than the retention period; the head remembers where the kept chain
-    starts, so `verify` still checks everything that is left."""
-    today = today or date.today()
-    cutoff = datetime.combine(
-        today - timedelta(days=round(365.25 * retention_years)), datetime.min.time(), UTC
-    )
-    head = ensure_head(session)
-    first_kept = session.execute(
-        select(AuditEntry.id, AuditEntry.prev_hash)
-        .where(AuditEntry.at >= cutoff)
-        .order_by(AuditEntry.id)
-        .limit(1)
-    ).first()
-    stop = first_kept[0] if first_kept else head.last_id + 1
-    if stop <= head.first_id:
-        return 0
-    session.execute(delete(AuditSubject).where(AuditSubject.audit_id < stop))
-    removed = session.execute(delete(AuditEntry).where(AuditEntry.id < stop)).rowcount  # type: ignore[attr-defined]
-    head.first_id = stop
-    head.first_prev_hash = first_kept[1] if first_kept else head.last_hash
-    return removed
+def prune(
+    session: Session, retention_years: int, today: date | None = None, now: datetime | None = None
+) -> int:
+    """Drop entries older than the retention period (``audit.retention``)."""
+    from citydata.audit.retention import prune as run
+
+    return run(session, retention_years, today, now)

@@ -6,10 +6,8 @@ to what the viewer may see."""
 
 from __future__ import annotations
 
-import asyncio
 import copy
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -19,9 +17,7 @@ from sqlalchemy.orm import Session
 from citydata.accounts.models import User
 from citydata.brain import permissions, spec, summaries
 from citydata.brain.summaries import Reading, Refreshed
-from citydata.clock import moment
 from citydata.db.engine import Store
-from citydata.mechanisms import changes
 
 log = logging.getLogger(__name__)
 
@@ -142,32 +138,6 @@ def refresh(
     except spec.TileError as exc:
         raise Refused(str(exc), 404) from exc
     return summaries.refresh(store, now, chosen, force)
-
-
-async def keep_fresh(
-    store: Store, clock: Callable[[], float], every: float, settle: float = 2.0
-) -> None:
-    """The server's refresher: pre-warm every summary at start, then refresh the stale ones
-    whenever a commit in this process marks data changed (after ``settle`` seconds, so a burst of
-    batches is one round) and at least every ``every`` seconds (other processes' changes and the
-    schedules)."""
-    loop = asyncio.get_running_loop()
-    wake = asyncio.Event()
-    forget = changes.listen(lambda _topics: loop.call_soon_threadsafe(wake.set))
-    try:
-        while True:
-            try:
-                await asyncio.to_thread(refresh, store, moment(clock()))
-            except Exception:  # a bad round must not stop the next one
-                log.exception("brain summaries refresh failed")
-            try:
-                await asyncio.wait_for(wake.wait(), every)
-                await asyncio.sleep(settle)
-            except TimeoutError:
-                pass
-            wake.clear()
-    finally:
-        forget()
 
 
 def home(session: Session, now: datetime) -> Reading:

@@ -9,6 +9,7 @@ write sent there by mistake fails rather than lands on the wrong server."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -18,8 +19,10 @@ from sqlalchemy.orm import Session, sessionmaker
 # The web server runs blocking handlers on AnyIO's worker threads (40 by default). A pool smaller
 # than that closes the connections it cannot keep and opens new ones under load: SQLAlchemy's
 # default of 5 cost a sharing lookup an eighth of its time in reconnecting. Connections are still
-# opened only when needed.
-POOL_SIZE = 40
+# opened only when needed. Several workers each keep their own pool: PostgreSQL's
+# max_connections must exceed workers × (pool + 10 overflow), or CITYDATA_DB_POOL be lowered
+# (docs/deploy.md).
+POOL_SIZE = int(os.environ.get("CITYDATA_DB_POOL", "40"))
 
 
 def make_engine(url: str, read_only: bool = False) -> Engine:

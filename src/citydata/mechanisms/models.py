@@ -1,11 +1,12 @@
-"""The mechanisms' own tables: idempotency keys, webhook subscriptions with their outbox, and
-the version of each topic of data (``changes``)."""
+"""The mechanisms' own tables: idempotency keys, webhook subscriptions with their outbox, the
+version of each topic of data (``changes``), the rate windows every server process counts in,
+and the leases of scheduled work."""
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Index, String, Text
+from sqlalchemy import BigInteger, ForeignKey, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from citydata.db.base import Base, utcnow
@@ -68,3 +69,36 @@ class DataChange(Base):
     topic: Mapped[str] = mapped_column(String(32), primary_key=True)
     version: Mapped[int] = mapped_column(default=0)
     changed_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class RateWindow(Base):
+    """The calls one key has made in its current window of one scope (``share_minute`` and a
+    credential, ``open_ip`` and an address …), counted by every server process alike: moved by
+    one conditional UPDATE, so the last call of a window goes to exactly one of them. UNLOGGED on
+    PostgreSQL: counts are worth no WAL, and a crash that empties the table costs at most one
+    window (daily quotas are counted again from the audit log)."""
+
+    __tablename__ = "rate_windows"
+
+    scope: Mapped[str] = mapped_column(String(32), primary_key=True)
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    window_start: Mapped[int] = mapped_column(BigInteger)  # its first second since the epoch
+    used: Mapped[int]
+
+
+class ScheduledJob(Base):
+    """One kind of scheduled work (webhook rounds, theme refreshes, retention …) and its lease:
+    the process whose conditional UPDATE moved ``due_at`` runs the round, and no other until
+    ``running_until`` has passed — once across every worker and machine."""
+
+    __tablename__ = "scheduled_jobs"
+
+    name: Mapped[str] = mapped_column(String(40), primary_key=True)
+    due_at: Mapped[datetime]
+    running_until: Mapped[datetime | None]
+    holder: Mapped[str] = mapped_column(String(80), default="")  # host:pid of the last runner
+    started_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+    runs: Mapped[int] = mapped_column(default=0)
+    failures: Mapped[int] = mapped_column(default=0)
+    outcome: Mapped[str] = mapped_column(Text, default="")

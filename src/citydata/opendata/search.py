@@ -16,6 +16,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session
 
 from citydata.db.engine import Store
+from citydata.mechanisms.locks import hold
 from citydata.opendata.datasets import (
     LICENSE,
     MAX_ROWS,
@@ -80,6 +81,10 @@ def _search_body(ds: Dataset) -> str:
 def refresh_search_index(session: Session, datasets: Iterable[Dataset], now: tuple) -> None:
     """Chinese substring search: an FTS5 trigram table on SQLite, a pg_trgm GIN index on
     PostgreSQL. Rebuilt whole (a few thousand rows at most) when the stamp moves."""
+    # One rebuilder at a time across every server process, from before the first DDL: two
+    # workers creating the table at once collide in the catalog, and two upgrading their locks
+    # on it deadlock.
+    hold(session, "opendata:search_index")
     conn = session.connection()
     marker = orjson.dumps([str(v) for v in now]).decode()
     if conn.dialect.name == "sqlite":
@@ -98,9 +103,9 @@ def refresh_search_index(session: Session, datasets: Iterable[Dataset], now: tup
                 )
         except Exception:  # without pg_trgm, ILIKE still answers (by a scan)
             pass
-        conn.exec_driver_sql(f"LOCK TABLE {SEARCH_TABLE} IN EXCLUSIVE MODE")
     stored = conn.exec_driver_sql(f"SELECT body FROM {SEARCH_TABLE} WHERE slug = ''").scalar()
     if stored == marker:
+        session.commit()  # let the next one in
         return  # another process rebuilt it for the same state
     conn.exec_driver_sql(f"DELETE FROM {SEARCH_TABLE}")
     rows = [{"slug": "", "body": marker}] + [

@@ -450,6 +450,6 @@ def standalone(store, settings) -> FastAPI:
     app.state.keys = keys.load(settings)
     app.state.clock = time.time
     app.state.audit = audit.AuditLog(store)
-    app.state.limiter = gateway.Limiter()
+    app.state.limiter = gateway.Limiter(store)
     app.include_router(share_router)
     return app

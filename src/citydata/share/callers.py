@@ -6,20 +6,18 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 
-from sqlalchemy import (
-    bindparam,
-    func,
-    select,
-)
+from sqlalchemy import Connection, bindparam, func, select
 from sqlalchemy.orm import Session
 
 from citydata.audit.models import AuditEntry
 from citydata.audit.service import IS_CALL
 from citydata.catalog.models import ResourceClass
-from citydata.mechanisms import credentials
+from citydata.clock import CITY_OFFSET, city_day, city_midnight, moment
+from citydata.db.engine import Store
+from citydata.mechanisms import credentials, ratelimit
 from citydata.mechanisms.ratelimit import MinuteWindows
 from citydata.share.models import STATUS, ShareApplication, ShareCredential
 from citydata.share.service import CREDENTIAL_PREFIX, ShareError, current_status
@@ -112,41 +110,69 @@ def authenticate(
 
 class Limiter:
     """Per credential: calls per minute (a fixed window) and calls per day (the application's
-    declared daily volume). Counted in this process; the day's count starts from the audit log,
-    so a restart does not hand out a fresh quota."""
+    declared daily volume, in the city's day). Where several processes serve (PostgreSQL) both
+    are counted in the database, exact across all of them (``mechanisms.ratelimit``); on SQLite
+    in this process, the installation's only one. Either way a day with nothing counted yet
+    starts from the audit log, so a restart hands out no fresh quota."""
 
-    def __init__(self) -> None:
+    def __init__(self, store: Store | None = None) -> None:
+        self._store = store if store is not None and ratelimit.shared(store) else None
         self._lock = threading.Lock()
         self._minute = MinuteWindows()
         self._day: dict[str, tuple[date, int]] = {}
 
     def check(self, session: Session, caller: Caller, now: float | None = None) -> None:
         now = now or time.time()
-        today = datetime.fromtimestamp(now, UTC).date()
+        today = city_day(moment(now))
+        if self._store is not None:
+            self._check_shared(caller, now, today)
+            return
         with self._lock:
             seen = self._day.get(caller.key_id)
         if seen is None or seen[0] != today:
-            start = datetime.combine(today, datetime.min.time(), UTC)
-            used = session.scalar(
-                select(func.count()).where(
-                    AuditEntry.key_id == caller.key_id,
-                    AuditEntry.at >= start,
-                    AuditEntry.outcome == "ok",
-                    IS_CALL,
-                )
-            )
-            seen = (today, used or 0)
+            seen = (today, used_today(session.connection(), caller.key_id, today))
         with self._lock:
-            day, used_today = self._day.get(caller.key_id, seen)
+            day, used = self._day.get(caller.key_id, seen)
             if day != today:
-                day, used_today = seen
-            if used_today >= caller.daily_volume:
-                tomorrow = datetime.combine(today, datetime.min.time(), UTC).timestamp() + 86400
-                raise _too_many("已用完今日调用配额", int(tomorrow - now) + 1)
+                day, used = seen
+            if used >= caller.daily_volume:
+                raise _too_many("已用完今日调用配额", DAY.wait(now))
             wait = self._minute.take(caller.key_id, caller.rate_per_minute, now)
             if wait is not None:
                 raise _too_many("调用过于频繁", wait)
-            self._day[caller.key_id] = (today, used_today + 1)
+            self._day[caller.key_id] = (today, used + 1)
+
+    def _check_shared(self, caller: Caller, now: float, today: date) -> None:
+        assert self._store is not None
+        day = replace(
+            DAY,
+            key=caller.key_id,
+            limit=caller.daily_volume,
+            seed=lambda conn: used_today(conn, caller.key_id, today),
+        )
+        minute = ratelimit.Window("share_minute", caller.key_id, caller.rate_per_minute)
+        full = ratelimit.take(self._store, [day, minute], now)
+        if full is day:
+            raise _too_many("已用完今日调用配额", day.wait(now))
+        if full is minute:
+            raise _too_many("调用过于频繁", minute.wait(now))
+
+
+# The city's day: windows of a day that start at Changsha's midnight.
+DAY = ratelimit.Window("share_day", "", 0, 86400, int(CITY_OFFSET.total_seconds()))
+
+
+def used_today(conn: Connection, key_id: str, today: date) -> int:
+    """Calls of ``key_id`` answered today, as the audit log has them."""
+    used = conn.execute(
+        select(func.count()).where(
+            AuditEntry.key_id == key_id,
+            AuditEntry.at >= city_midnight(today),
+            AuditEntry.outcome == "ok",
+            IS_CALL,
+        )
+    ).scalar()
+    return int(used or 0)
 
 
 def _too_many(message: str, retry_after: int) -> ShareError:

@@ -1,0 +1,1 @@
+"""运维 operations: backup and restore, the scheduled work, metrics."""
